@@ -1,0 +1,72 @@
+"""The ``gesture-snn`` command line: one entry point, one sub-command per pipeline stage.
+
+Each sub-command lives in ``gesture_snn.commands.<name>`` and provides ``HELP`` (one line),
+``add_arguments(parser)`` and ``run(args) -> int``. Heavy imports (torch, amaranth) happen inside
+``run`` so that ``--help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from gesture_snn.errors import UserError
+
+# Order is the pipeline order; it is also the order of `gesture-snn --help`.
+COMMANDS = ("synth", "fetch", "train", "evaluate", "quantize", "simulate", "build", "stream", "demo", "bench")
+
+
+def _available_commands():
+    for name in COMMANDS:
+        try:
+            module = importlib.import_module(f"gesture_snn.commands.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"gesture_snn.commands.{name}":
+                continue  # stage not implemented yet
+            raise
+        yield name, module
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gesture-snn",
+        description=(
+            "Event-camera gesture recognition with adaptive spiking recurrent networks: "
+            "DVS128 Gesture (or the built-in synthetic set) -> frames -> SRNN training -> integer "
+            "network -> Amaranth neuron array -> FPGA bitstream. Each stage writes into a run "
+            "directory with a machine-readable report.json."
+        ),
+        epilog="Run `gesture-snn COMMAND --help` for the options of one stage.",
+    )
+    from gesture_snn import __version__
+
+    parser.add_argument("--version", action="version", version=f"gesture-snn {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, module in _available_commands():
+        sp = sub.add_parser(
+            name,
+            help=module.HELP,
+            description=getattr(module, "DESCRIPTION", module.HELP),
+            formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        )
+        module.add_arguments(sp)
+        sp.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args._run(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except UserError as exc:
+        print(f"gesture-snn {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
