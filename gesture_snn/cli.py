@@ -28,6 +28,17 @@ def _available_commands():
         yield name, module
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows ``(default: X)`` only where X says something: not for flags, not for None."""
+
+    def _get_help_string(self, action):
+        if action.default is None or isinstance(action.default, bool) or "%(default)" in (action.help or ""):
+            return action.help
+        if "default:" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gesture-snn",
@@ -48,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
             name,
             help=module.HELP,
             description=getattr(module, "DESCRIPTION", module.HELP),
-            formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+            formatter_class=_HelpFormatter,
         )
         module.add_arguments(sp)
         sp.set_defaults(_run=module.run)
