@@ -1,0 +1,119 @@
+"""``gesture-snn stream``: run test samples on a board over its serial port and compare with the golden model."""
+
+from __future__ import annotations
+
+HELP = "stream test samples to a board over UART and check its spikes and classes against the golden model"
+
+DESCRIPTION = (
+    "Open the board's serial port, bring the board to a known state and identify its bitstream "
+    "(which must have been built from RUN/integer: sizes and a fingerprint of every parameter are "
+    "checked), send the weights if the bitstream loads them at run time (the iCE40 UP5K build), "
+    "then stream the input events of each chosen test sample step by step, framed with the run's "
+    "frame settings, and read back the spikes of every step and the class. Prints them, compares "
+    "them with the golden model (exit status 1 on any difference) and writes the 'stream' section "
+    "of RUN/report.json. The byte protocol and the boards are described in docs/boards.md."
+)
+
+
+def add_arguments(parser) -> None:
+    from gesture_snn.stream import DEFAULT_BAUD
+
+    parser.add_argument("--port", required=True, help="serial port of the board, e.g. /dev/ttyUSB1 or COM5")
+    parser.add_argument("--run", metavar="RUNDIR", required=True, help="run directory with integer/ and config.json")
+    parser.add_argument("--sample", type=int, nargs="+", required=True, metavar="K",
+                        help="index (or indices) of the test sample(s) to stream")
+    parser.add_argument("--baud", type=int, default=DEFAULT_BAUD, help="baud rate the bitstream was built with")
+    parser.add_argument("--data", metavar="DIR", default=None, help="data root (default: the run config's)")
+    parser.add_argument("--timeout", type=float, default=5.0, metavar="SECONDS",
+                        help="longest silence from the board while a reply is due")
+    parser.add_argument("--no-load", dest="load", action="store_false",
+                        help="do not send the weights (a board that already holds this run's weights)")
+    parser.add_argument("--quiet", action="store_true", help="print one line per sample instead of every step's spikes")
+
+
+def run(args) -> int:
+    import time
+    from pathlib import Path
+
+    import numpy as np
+
+    from gesture_snn.config import RunConfig
+    from gesture_snn.data import load_frames
+    from gesture_snn.errors import UserError
+    from gesture_snn.golden import run_golden
+    from gesture_snn.intnet import IntegerNetwork
+    from gesture_snn.rundir import update_report
+    from gesture_snn.stream import BoardLink, open_serial
+
+    run_dir = Path(args.run)
+    network = IntegerNetwork.load(run_dir / "integer")
+    config = RunConfig.load(run_dir / "config.json")
+    if config.frames.mode != "binary":
+        raise UserError(f"the run's frames are in {config.frames.mode!r} mode; the board takes binary input "
+                        "(train the hardware network with --frame-mode binary)")
+    if config.frames.n_inputs != network.n_in:
+        raise UserError(f"the run's frames have {config.frames.n_inputs} inputs but {run_dir / 'integer'} has "
+                        f"n_in = {network.n_in}; quantize the run again")
+    frameset = load_frames(args.data or config.data, train=False, config=config.frames, progress=False)
+    bad = [k for k in args.sample if not 0 <= k < len(frameset)]
+    if bad:
+        raise UserError(f"--sample {bad[0]} is not a test sample; the test split has {len(frameset)} "
+                        f"(0 .. {len(frameset) - 1})")
+    x = frameset.frames[args.sample].reshape(len(args.sample), config.frames.n_steps, network.n_in)
+    golden = run_golden(network, x)
+
+    port = open_serial(args.port, baud=args.baud)
+    try:
+        link = BoardLink(port, timeout_s=args.timeout)
+        info = link.reset()
+        info.check_network(network)
+        print(f"board: {info.n_in} -> {info.n_rec} -> {info.n_out}, {info.lanes} lanes, {info.readout_lanes} readout "
+              f"lanes, weights {'loaded at run time' if info.weight_loading else 'in the bitstream'}, "
+              f"fingerprint {info.fingerprint:08x}")
+        load_seconds = None
+        if info.weight_loading and args.load:
+            started = time.perf_counter()
+            link.load_weights(network, progress=not args.quiet)
+            load_seconds = time.perf_counter() - started
+        samples = []
+        for row, k in enumerate(args.sample):
+            started = time.perf_counter()
+            result = link.run_sample(x[row])
+            seconds = time.perf_counter() - started
+            expected = golden.z[row].astype(np.uint8)
+            steps_differ = np.flatnonzero((result.spikes != expected).any(axis=1))
+            label = int(frameset.labels[k])
+            if not args.quiet:
+                for t, spikes in enumerate(result.spikes):
+                    marker = "" if (spikes == expected[t]).all() else (
+                        f"   MISMATCH: golden {' '.join(map(str, np.flatnonzero(expected[t]))) or '-'}")
+                    print(f"  sample {k} step {t:3d}: {' '.join(map(str, np.flatnonzero(spikes))) or '-'}{marker}")
+            golden_class = int(golden.prediction[row])
+            match = steps_differ.size == 0 and result.prediction == golden_class
+            print(f"sample {k} (label {label}): class {result.prediction}, golden model {golden_class}, "
+                  f"spikes match in {x.shape[1] - steps_differ.size} of {x.shape[1]} steps "
+                  f"({'ok' if match else 'MISMATCH'}; {seconds:.2f} s)")
+            samples.append({
+                "sample": k, "label": label, "prediction": result.prediction, "golden_prediction": golden_class,
+                "spikes": int(result.spikes.sum()), "steps_mismatched": int(steps_differ.size),
+                "first_mismatched_step": int(steps_differ[0]) if steps_differ.size else None,
+                "seconds": round(seconds, 3),
+            })
+        errors = link.identify().errors
+    finally:
+        port.close()
+
+    mismatches = sum(s["steps_mismatched"] > 0 or s["prediction"] != s["golden_prediction"] for s in samples)
+    update_report(run_dir, "stream", {
+        "port": args.port,
+        "baud": args.baud,
+        "weight_loading": info.weight_loading,
+        "weights_sent": load_seconds is not None,
+        "weight_load_seconds": None if load_seconds is None else round(load_seconds, 3),
+        "samples": samples,
+        "mismatches": mismatches,
+        "link_errors": [flag.name for flag in type(errors) if flag in errors],
+    })
+    if errors:
+        print(f"warning: the board saw link errors: {errors!r}")
+    return 1 if mismatches else 0
