@@ -1,0 +1,144 @@
+"""``gesture-snn train``: train the SRNN on a DVS gesture root into a run directory."""
+
+from __future__ import annotations
+
+HELP = "train the adaptive spiking recurrent network (SRNN) on DVS gesture frames"
+
+DESCRIPTION = (
+    "Train the multiple-timescale SRNN (adaptive LIF neurons, learned time constants, "
+    "multi-Gaussian surrogate gradient) on a DVS128-Gesture-layout data root. Writes "
+    "RUN/config.json, RUN/metrics.jsonl (one line per epoch), RUN/checkpoints/last.pt and best.pt "
+    "(atomically, every epoch) and the 'train' section of RUN/report.json. Settings come from "
+    "--preset, then --config FILE (a JSON object with optional 'model', 'train', 'frames' "
+    "sections), then the flags. --resume continues a stopped run from its last checkpoint. "
+    "Data-parallel: `torchrun --standalone --nproc-per-node N -m gesture_snn.cli -- train ...` "
+    "(one process per GPU, or CPU processes with gloo; the `--` keeps torchrun from reading --run "
+    "as its own --run-path). See docs/training.md."
+)
+
+# flag -> (section, field); None values (flag not given) leave the field alone
+_OVERRIDES = {
+    "epochs": ("train", "epochs"),
+    "batch_size": ("train", "batch_size"),
+    "lr": ("train", "lr"),
+    "lr_tau": ("train", "lr_tau"),
+    "weight_decay": ("train", "weight_decay"),
+    "schedule": ("train", "schedule"),
+    "grad_clip": ("train", "grad_clip"),
+    "shift": ("train", "shift"),
+    "seed": ("train", "seed"),
+    "hidden": ("model", "hidden"),
+    "feedforward": ("model", "feedforward"),
+    "neuron": ("model", "neuron"),
+    "decode": ("model", "decode"),
+    "frame_size": ("frames", "size"),
+    "bin_ms": ("frames", "bin_ms"),
+    "window_ms": ("frames", "window_ms"),
+    "frame_mode": ("frames", "mode"),
+}
+# may change when resuming
+_RESUME_OVERRIDES = ("epochs",)
+
+
+def add_arguments(parser) -> None:
+    from gesture_snn.config import DECODES, NEURONS, PRESETS, SCHEDULES
+
+    parser.add_argument("--data", metavar="DIR", default=None, help="data root (default: the config's, datasets/synthetic)")
+    parser.add_argument("--run", metavar="RUNDIR", required=True, help="run directory to write")
+    parser.add_argument("--config", metavar="FILE", default=None, help="JSON file with 'model' / 'train' / 'frames' fields")
+    parser.add_argument("--preset", choices=sorted(PRESETS), default="default",
+                        help="starting configuration: 'hardware' = 16x16x2 binary input -> 128 recurrent ALIF -> 11 "
+                        "(what the integer model and the FPGA run), 'default' = 32x32x2 -> 256 -> 11")
+    parser.add_argument("--resume", action="store_true", help="continue RUNDIR from its last checkpoint")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="where to train")
+    parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar or epoch lines")
+
+    opt = parser.add_argument_group("optimisation (default: the preset's)")
+    opt.add_argument("--epochs", type=int, help="passes over the training split")
+    opt.add_argument("--batch-size", type=int, help="global batch size")
+    opt.add_argument("--lr", type=float, help="AdamW learning rate of the weights")
+    opt.add_argument("--lr-tau", type=float, help="AdamW learning rate of the time constants")
+    opt.add_argument("--weight-decay", type=float, help="AdamW weight decay of the weights")
+    opt.add_argument("--schedule", choices=SCHEDULES, help="learning-rate schedule, stepped per epoch")
+    opt.add_argument("--grad-clip", type=float, help="max gradient L2 norm (0 = off)")
+    opt.add_argument("--shift", type=int, metavar="PIXELS", help="augmentation: random shift of each training sample by up to PIXELS frame pixels (0 = off)")
+    opt.add_argument("--seed", type=int, help="seed of initialisation, data order and augmentation")
+
+    net = parser.add_argument_group("network (default: the preset's)")
+    net.add_argument("--hidden", type=int, nargs="+", metavar="N", help="recurrent layer sizes, input side first")
+    net.add_argument("--feedforward", type=int, metavar="N", help="feed-forward ALIF layer before them (0 = none)")
+    net.add_argument("--neuron", choices=NEURONS, help="alif (adaptive threshold) or lif (beta = 0)")
+    net.add_argument("--decode", choices=DECODES, help="readout decoding: last step, time mean, or loss at every step")
+
+    frames = parser.add_argument_group("frames (default: the preset's)")
+    frames.add_argument("--frame-size", type=int, metavar="S", help="frames are S x S (S divides 128)")
+    frames.add_argument("--bin-ms", type=float, help="time bin (one step) in ms")
+    frames.add_argument("--window-ms", type=float, help="window from the start of each sample, ms")
+    frames.add_argument("--frame-mode", choices=("binary", "count"), help="binary spikes or event counts")
+
+
+def _overrides(args, names) -> dict:
+    sections: dict = {}
+    for name in names:
+        value = getattr(args, name)
+        if value is not None:
+            section, field = _OVERRIDES[name]
+            sections.setdefault(section, {})[field] = value
+    return sections
+
+
+def build_config(args):
+    """The RunConfig of the command line: preset, then --config, then flags."""
+    import json
+    from pathlib import Path
+
+    from gesture_snn.config import PRESETS, RunConfig
+    from gesture_snn.errors import UserError
+
+    config = RunConfig.from_dict(PRESETS[args.preset])
+    if args.config:
+        path = Path(args.config)
+        try:
+            data = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise UserError(f"--config {path} does not exist") from None
+        except json.JSONDecodeError as exc:
+            raise UserError(f"--config {path} is not valid JSON ({exc})") from None
+        config = RunConfig.from_dict(data, base=config)
+    config = config.replace(**_overrides(args, _OVERRIDES))
+    if args.data is not None:
+        config = config.replace(data=args.data)
+    return config
+
+
+def run(args) -> int:
+    import os
+    from pathlib import Path
+
+    from gesture_snn.config import RunConfig
+    from gesture_snn.errors import UserError
+    from gesture_snn.train import CONFIG_NAME, train
+
+    run_dir = Path(args.run)
+    if args.resume:
+        fixed = [f"--{n.replace('_', '-')}" for n in _OVERRIDES if n not in _RESUME_OVERRIDES and getattr(args, n) is not None]
+        if args.config or fixed:
+            raise UserError(
+                f"--resume continues {run_dir} with its saved configuration; only --epochs and --data may "
+                f"be given, not {' '.join(fixed + (['--config'] if args.config else []))}"
+            )
+        if not (run_dir / CONFIG_NAME).exists():
+            raise UserError(f"--resume: {run_dir / CONFIG_NAME} does not exist; nothing to resume")
+        config = RunConfig.load(run_dir / CONFIG_NAME).replace(**_overrides(args, _RESUME_OVERRIDES))
+        if args.data is not None:
+            config = config.replace(data=args.data)
+    else:
+        config = build_config(args)
+    report = train(config, run_dir, device=args.device, resume=args.resume, progress=args.progress)
+    if int(os.environ.get("RANK", 0)) == 0:
+        print(
+            f"best test accuracy {100 * report['test_accuracy']:.1f}% (epoch {report['best_epoch']}), "
+            f"final {100 * report['final_test_accuracy']:.1f}%, {report['train_seconds']:.0f} s; "
+            f"run: {run_dir} (next: gesture-snn evaluate --run {run_dir})"
+        )
+    return 0

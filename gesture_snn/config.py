@@ -1,0 +1,272 @@
+"""Typed configuration of a training run: model, optimisation and framing.
+
+A run's configuration is one :class:`RunConfig` (a :class:`ModelConfig`, a :class:`TrainConfig`
+and the data's :class:`~gesture_snn.data.FrameConfig`), saved as ``RUNDIR/config.json`` and read
+back with :meth:`RunConfig.from_dict`. A partial JSON file (``--config FILE``) overrides only the
+fields it names; :data:`PRESETS` are such partial dictionaries.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gesture_snn.data import FrameConfig
+from gesture_snn.errors import UserError
+
+__all__ = [
+    "ConfigError",
+    "DECODES",
+    "ModelConfig",
+    "NEURONS",
+    "PRESETS",
+    "RunConfig",
+    "SCHEDULES",
+    "TrainConfig",
+]
+
+NEURONS = ("alif", "lif")
+#: Readout decoding: the last step's readout, the time mean of the readout, or a cross-entropy
+#: at every step (predicting from the time mean).
+DECODES = ("last", "mean", "per_step")
+SCHEDULES = ("cosine", "step", "constant")
+
+
+class ConfigError(UserError, ValueError):
+    """An invalid configuration value (a ValueError that the CLI reports as a user error)."""
+
+
+def _check(condition: bool, message: str) -> None:
+    if not condition:
+        raise ConfigError(message)
+
+
+def _bounds_ok(bounds) -> bool:
+    return len(bounds) == 2 and 1.0 <= bounds[0] < bounds[1]
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Shape and neuron model of the SRNN.
+
+    Parameters
+    ----------
+    n_inputs:
+        Inputs per time step (``FrameConfig.n_inputs``: 2 * size * size).
+    hidden:
+        Sizes of the recurrent ALIF layers, input side first (at least one).
+    feedforward:
+        Size of an optional feed-forward ALIF layer between the input and the first recurrent
+        layer; 0 = none (the hardware shape).
+    n_outputs:
+        Readout units (classes).
+    neuron:
+        ``"alif"`` (adaptive threshold) or ``"lif"`` (constant threshold, ``beta = 0``).
+    decode:
+        One of :data:`DECODES`.
+    b0, beta:
+        Base threshold and adaptation strength in membrane units (the authors' DVS code: 0.1 and
+        1.84).
+    tau_m_init, tau_adp_init, tau_out_init:
+        ``(mean, std)`` of the initial membrane, adaptation and readout time constants, in steps.
+    tau_m_bounds, tau_adp_bounds:
+        ``(min, max)`` of the membrane (also readout) and adaptation time constants, in steps.
+    recurrent_gain:
+        Gain of the orthogonal initialisation of the recurrent weights.
+    """
+
+    n_inputs: int = 2048
+    hidden: tuple[int, ...] = (256,)
+    feedforward: int = 0
+    n_outputs: int = 11
+    neuron: str = "alif"
+    decode: str = "mean"
+    b0: float = 0.1
+    beta: float = 1.84
+    tau_m_init: tuple[float, float] = (20.0, 5.0)
+    tau_adp_init: tuple[float, float] = (200.0, 50.0)
+    tau_out_init: tuple[float, float] = (20.0, 5.0)
+    tau_m_bounds: tuple[float, float] = (1.0, 1000.0)
+    tau_adp_bounds: tuple[float, float] = (1.0, 4000.0)
+    recurrent_gain: float = 1.0
+
+    def __post_init__(self):
+        for name in ("hidden", "tau_m_init", "tau_adp_init", "tau_out_init", "tau_m_bounds", "tau_adp_bounds"):
+            object.__setattr__(self, name, tuple(getattr(self, name)))
+        _check(self.n_inputs >= 1, f"n_inputs must be at least 1, not {self.n_inputs}")
+        _check(len(self.hidden) >= 1, "hidden must list at least one recurrent layer size")
+        _check(all(int(h) == h and h >= 1 for h in self.hidden), f"hidden sizes must be positive integers, not {self.hidden}")
+        _check(self.feedforward >= 0, f"feedforward must be 0 (none) or a layer size, not {self.feedforward}")
+        _check(self.n_outputs >= 2, f"n_outputs must be at least 2, not {self.n_outputs}")
+        _check(self.neuron in NEURONS, f"neuron must be one of {NEURONS}, not {self.neuron!r}")
+        _check(self.decode in DECODES, f"decode must be one of {DECODES}, not {self.decode!r}")
+        _check(self.b0 > 0, f"b0 (base threshold) must be positive, not {self.b0}")
+        _check(self.beta >= 0, f"beta (adaptation strength) must be >= 0, not {self.beta}")
+        for name in ("tau_m_bounds", "tau_adp_bounds"):
+            _check(_bounds_ok(getattr(self, name)), f"{name} must be (min, max) with 1 <= min < max, not {getattr(self, name)}")
+        for name in ("tau_m_init", "tau_adp_init", "tau_out_init"):
+            mean, std = getattr(self, name)
+            _check(mean > 0 and std >= 0, f"{name} must be (mean > 0, std >= 0) in steps, not {(mean, std)}")
+
+    @property
+    def adaptive(self) -> bool:
+        return self.neuron == "alif"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation.
+
+    Parameters
+    ----------
+    epochs:
+        Passes over the training split.
+    batch_size:
+        Global batch (split across processes in data-parallel training).
+    lr:
+        AdamW learning rate of the weights.
+    lr_tau:
+        AdamW learning rate of the time constants (in steps, so larger than ``lr``).
+    weight_decay:
+        AdamW decoupled weight decay of the weights (never of the time constants).
+    schedule:
+        ``"cosine"`` (to 0 over ``epochs``), ``"step"`` (times ``step_gamma`` every
+        ``step_epochs``) or ``"constant"``; stepped once per epoch.
+    grad_clip:
+        Maximum global L2 norm of the gradient; 0 disables clipping.
+    shift:
+        Data augmentation: each training sample is moved by a random whole number of frame
+        pixels in ``[-shift, shift]`` along x and y (vacated pixels are 0); 0 = off.
+    seed:
+        Seeds the initialisation and, with the epoch number, the order of the training data
+        and the augmentation.
+    """
+
+    epochs: int = 30
+    batch_size: int = 32
+    lr: float = 3e-3
+    lr_tau: float = 3e-2
+    weight_decay: float = 0.0
+    schedule: str = "cosine"
+    step_epochs: int = 10
+    step_gamma: float = 0.5
+    grad_clip: float = 1.0
+    shift: int = 0
+    seed: int = 0
+
+    def __post_init__(self):
+        _check(self.epochs >= 1, f"epochs must be at least 1, not {self.epochs}")
+        _check(self.batch_size >= 1, f"batch_size must be at least 1, not {self.batch_size}")
+        _check(self.lr > 0 and self.lr_tau >= 0, f"lr must be > 0 and lr_tau >= 0, not {self.lr} and {self.lr_tau}")
+        _check(self.weight_decay >= 0, f"weight_decay must be >= 0, not {self.weight_decay}")
+        _check(self.schedule in SCHEDULES, f"schedule must be one of {SCHEDULES}, not {self.schedule!r}")
+        _check(self.step_epochs >= 1 and 0 < self.step_gamma <= 1, "step schedule needs step_epochs >= 1 and 0 < step_gamma <= 1")
+        _check(self.grad_clip >= 0, f"grad_clip must be >= 0 (0 = off), not {self.grad_clip}")
+        _check(self.shift >= 0, f"shift (augmentation, pixels) must be >= 0, not {self.shift}")
+        _check(self.seed >= 0, f"seed must be >= 0, not {self.seed}")
+
+    def lr_factor(self, epoch: int) -> float:
+        """Learning-rate multiplier for (0-based) ``epoch``."""
+        if self.schedule == "cosine":
+            import math
+
+            return 0.5 * (1.0 + math.cos(math.pi * epoch / self.epochs))
+        if self.schedule == "step":
+            return self.step_gamma ** (epoch // self.step_epochs)
+        return 1.0
+
+
+_SECTIONS = {"model": ModelConfig, "train": TrainConfig, "frames": FrameConfig}
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that defines a training run (saved as ``RUNDIR/config.json``).
+
+    ``data`` is the data root the run was trained on (informative; ``evaluate`` uses it by
+    default). ``model.n_inputs`` must equal ``frames.n_inputs``.
+    """
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    frames: FrameConfig = field(default_factory=FrameConfig)
+    data: str = "datasets/synthetic"
+
+    def __post_init__(self):
+        _check(
+            self.model.n_inputs == self.frames.n_inputs,
+            f"model.n_inputs ({self.model.n_inputs}) must equal the frames' 2 * size * size "
+            f"({self.frames.n_inputs})",
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], *, base: "RunConfig | None" = None) -> "RunConfig":
+        """A config with the fields of ``data`` (possibly partial) over ``base`` (default: all
+        defaults). ``model.n_inputs`` follows the frames unless ``data`` sets it."""
+        base = base or cls()
+        unknown = set(data) - set(_SECTIONS) - {"data"}
+        _check(not unknown, f"unknown config sections {sorted(unknown)}; expected {sorted(_SECTIONS)} and 'data'")
+        sections = {}
+        for name, kind in _SECTIONS.items():
+            given = data.get(name, {})
+            _check(isinstance(given, dict), f"config section {name!r} must be an object")
+            names = {f.name for f in dataclasses.fields(kind)}
+            unknown = set(given) - names
+            _check(not unknown, f"unknown {name} fields {sorted(unknown)}; known: {sorted(names)}")
+            try:
+                sections[name] = dataclasses.replace(getattr(base, name), **given)
+            except (TypeError, ValueError) as exc:
+                raise ConfigError(f"config section {name!r}: {exc}") from exc
+        if "n_inputs" not in data.get("model", {}):
+            sections["model"] = dataclasses.replace(sections["model"], n_inputs=sections["frames"].n_inputs)
+        return cls(**sections, data=str(data.get("data", base.data)))
+
+    def replace(self, **sections: Any) -> "RunConfig":
+        """A copy with some fields changed, e.g. ``replace(train={"epochs": 5}, data="DIR")``."""
+        return RunConfig.from_dict(sections, base=self)
+
+    def save(self, path: str | os.PathLike) -> None:
+        from gesture_snn.rundir import atomic_write_json
+
+        atomic_write_json(path, self.to_dict())
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "RunConfig":
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise UserError(f"config file {path} does not exist") from None
+        except json.JSONDecodeError as exc:
+            raise UserError(f"config file {path} is not valid JSON ({exc})") from None
+        return cls.from_dict(data)
+
+
+#: Named starting points (partial configs); flags and ``--config`` override them.
+#: ``hardware``: what the integer model and the FPGA run: 16 x 16 x 2 binary input -> 128
+#: recurrent ALIF -> 11, loss at every step (the integer model's time-mean decision), tuned on
+#: the quick synthetic set to train in under a minute on 2 CPU cores (docs/training.md).
+#: ``default``: 32 x 32 x 2 input -> 256 recurrent ALIF -> 11, the same recipe.
+_RECIPE = {
+    "model": {"neuron": "alif", "decode": "per_step", "feedforward": 0, "tau_m_init": [5.0, 2.0], "tau_out_init": [5.0, 2.0]},
+    "train": {"epochs": 30, "batch_size": 16, "lr": 1e-2, "lr_tau": 3e-2, "weight_decay": 1e-2, "schedule": "cosine"},
+}
+PRESETS: dict[str, dict[str, Any]] = {
+    "hardware": {
+        "frames": {"size": 16, "bin_ms": 10.0, "window_ms": 1600.0, "mode": "binary"},
+        "model": {**_RECIPE["model"], "hidden": [128]},
+        "train": {**_RECIPE["train"], "shift": 1},
+    },
+    "default": {
+        "frames": {"size": 32, "bin_ms": 10.0, "window_ms": 1600.0, "mode": "binary"},
+        "model": {**_RECIPE["model"], "hidden": [256]},
+        "train": {**_RECIPE["train"], "shift": 2},
+    },
+}

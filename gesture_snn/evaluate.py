@@ -1,0 +1,318 @@
+"""Evaluation: accuracy, confusion, firing rates, synaptic operations and the energy estimate.
+
+The metrics are computed from a *predictor*: any callable ``x [B, T, n_in] -> Prediction``
+(class scores and the spikes of every spiking layer). :func:`float_predictor` wraps a float
+:class:`~gesture_snn.model.SRNN`; an integer model can be evaluated the same way by passing its
+own predictor to :func:`evaluate`.
+
+Operation counts (per sample, ``docs/training.md``):
+
+- **Synaptic operations (SOPs, additions)**: every input event adds one weight per synapse it
+  drives, so it costs the fan-out of the input (the size of the first layer); every spike of a
+  spiking layer costs that layer's fan-out: its own size if it is recurrent, plus the size of
+  the next layer, or the number of readout units for the last layer. Count-mode inputs count one
+  event per count. Neuron updates (decays, thresholds) are not counted.
+- **Dense MACs**: a non-spiking RNN of the same shape does every synapse at every step:
+  ``T * (n_in * n_1 + sum over recurrent layers n_l^2 + sum n_l * n_(l+1) + n_last * n_out)``.
+- **Energy**: 0.9 pJ per addition and 4.6 pJ per multiply-accumulate (32-bit float, 45 nm;
+  M. Horowitz, "Computing's energy problem (and what we can do about it)", ISSCC 2014), as the
+  SRNN paper uses; ``energy_ratio`` = dense energy / spiking energy.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable, NamedTuple, Sequence
+
+import numpy as np
+import torch
+
+from gesture_snn.config import ModelConfig
+from gesture_snn.errors import UserError
+
+__all__ = [
+    "ENERGY_PER_AC_PJ",
+    "ENERGY_PER_MAC_PJ",
+    "Evaluation",
+    "NetworkShape",
+    "Prediction",
+    "ROTATION_PAIRS",
+    "evaluate",
+    "evaluate_run",
+    "float_predictor",
+    "rotation_pair_summary",
+]
+
+#: Energy of one 32-bit float addition / multiply-accumulate at 45 nm (Horowitz, ISSCC 2014).
+ENERGY_PER_AC_PJ = 0.9
+ENERGY_PER_MAC_PJ = 4.6
+
+
+class Prediction(NamedTuple):
+    """What a predictor returns for a batch: ``scores`` ``[B, n_out]`` (the class is the argmax,
+    ties to the lowest index), ``spikes`` one ``[B, T, n]`` tensor per spiking layer, and the
+    mean ``loss`` over the batch when the predictor has one (None otherwise)."""
+
+    scores: torch.Tensor
+    spikes: tuple[torch.Tensor, ...]
+    loss: torch.Tensor | None = None
+
+
+#: ``predict(x, y) -> Prediction`` (``y`` so that a predictor can report its loss).
+Predictor = Callable[[torch.Tensor, torch.Tensor], Prediction]
+
+
+@dataclass(frozen=True)
+class NetworkShape:
+    """Layer sizes and connectivity, for operation counts.
+
+    ``layers``: sizes of the spiking layers, input side first; ``recurrent``: whether each has
+    recurrent synapses.
+    """
+
+    n_inputs: int
+    layers: tuple[int, ...]
+    recurrent: tuple[bool, ...]
+    n_outputs: int
+
+    @classmethod
+    def of(cls, config: ModelConfig) -> "NetworkShape":
+        ff = (config.feedforward,) if config.feedforward else ()
+        return cls(
+            n_inputs=config.n_inputs,
+            layers=ff + tuple(config.hidden),
+            recurrent=(False,) * len(ff) + (True,) * len(config.hidden),
+            n_outputs=config.n_outputs,
+        )
+
+    @property
+    def input_fanout(self) -> int:
+        return self.layers[0]
+
+    @property
+    def layer_fanouts(self) -> tuple[int, ...]:
+        """Synapses driven by one spike of each layer (recurrent + next layer or readout)."""
+        following = self.layers[1:] + (self.n_outputs,)
+        return tuple(n * rec + nxt for n, rec, nxt in zip(self.layers, self.recurrent, following))
+
+    @property
+    def synapses(self) -> int:
+        """All synapses (weights) of the network."""
+        return self.n_inputs * self.input_fanout + sum(n * f for n, f in zip(self.layers, self.layer_fanouts))
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Accumulated results over a data set (:func:`evaluate`)."""
+
+    labels: np.ndarray  # int64 [N]
+    predictions: np.ndarray  # int64 [N]
+    n_classes: int
+    n_steps: int
+    loss: float | None  # mean over samples
+    input_events: float  # total over the set
+    layer_spikes: tuple[float, ...]  # total spikes per spiking layer over the set
+    shape: NetworkShape
+
+    @property
+    def n_samples(self) -> int:
+        return len(self.labels)
+
+    @property
+    def accuracy(self) -> float:
+        return float(np.mean(self.predictions == self.labels)) if self.n_samples else float("nan")
+
+    @property
+    def confusion(self) -> np.ndarray:
+        """``[true class, predicted class]`` counts."""
+        matrix = np.zeros((self.n_classes, self.n_classes), dtype=np.int64)
+        np.add.at(matrix, (self.labels, self.predictions), 1)
+        return matrix
+
+    @property
+    def per_class_accuracy(self) -> list[float | None]:
+        """Recall per class (None for a class without test samples)."""
+        matrix = self.confusion
+        totals = matrix.sum(1)
+        return [float(matrix[k, k] / totals[k]) if totals[k] else None for k in range(self.n_classes)]
+
+    @property
+    def firing_rates(self) -> list[float]:
+        """Mean spikes per neuron per step, per spiking layer."""
+        return [s / (self.n_samples * self.n_steps * n) for s, n in zip(self.layer_spikes, self.shape.layers)]
+
+    @property
+    def input_density(self) -> float:
+        """Mean input events per input per step."""
+        return self.input_events / (self.n_samples * self.n_steps * self.shape.n_inputs)
+
+    @property
+    def sops_per_sample(self) -> float:
+        sops = self.input_events * self.shape.input_fanout
+        sops += sum(s * f for s, f in zip(self.layer_spikes, self.shape.layer_fanouts))
+        return sops / self.n_samples
+
+    @property
+    def dense_macs_per_sample(self) -> float:
+        return float(self.n_steps * self.shape.synapses)
+
+    @property
+    def energy_ratio(self) -> float:
+        """Energy of the dense RNN over the spiking one (higher = the SNN saves more)."""
+        return (self.dense_macs_per_sample * ENERGY_PER_MAC_PJ) / (self.sops_per_sample * ENERGY_PER_AC_PJ)
+
+    def summary(self, class_names: Iterable[str] | None = None) -> dict:
+        """JSON-ready metrics."""
+        names = list(class_names) if class_names is not None else [str(k) for k in range(self.n_classes)]
+        return {
+            "test_accuracy": self.accuracy,
+            "test_loss": self.loss,
+            "n_samples": self.n_samples,
+            "per_class_accuracy": dict(zip(names, self.per_class_accuracy)),
+            "confusion_matrix": self.confusion.tolist(),
+            "firing_rates": self.firing_rates,
+            "input_density": self.input_density,
+            "sops_per_sample": self.sops_per_sample,
+            "dense_macs_per_sample": self.dense_macs_per_sample,
+            "energy_per_sample_pj": self.sops_per_sample * ENERGY_PER_AC_PJ,
+            "dense_energy_per_sample_pj": self.dense_macs_per_sample * ENERGY_PER_MAC_PJ,
+            "energy_ratio": self.energy_ratio,
+            "energy_model": (
+                f"{ENERGY_PER_AC_PJ} pJ per addition, {ENERGY_PER_MAC_PJ} pJ per MAC "
+                "(32-bit float, 45 nm; Horowitz, ISSCC 2014)"
+            ),
+        }
+
+
+def float_predictor(model, *, device: torch.device | str = "cpu") -> Predictor:
+    """A predictor running a float :class:`~gesture_snn.model.SRNN` (with its loss)."""
+
+    def predict(x: torch.Tensor, y: torch.Tensor | None = None) -> Prediction:
+        out = model(x.to(device))
+        loss = model.loss(out, y.to(device)) if y is not None else None
+        return Prediction(model.scores(out), out.spikes, loss)
+
+    return predict
+
+
+@torch.no_grad()
+def evaluate(predict: Predictor, loader, *, shape: NetworkShape, n_classes: int) -> Evaluation:
+    """Run ``predict`` over every batch ``(x, y)`` of ``loader`` and accumulate the metrics."""
+    labels, predictions = [], []
+    loss_sum, loss_count = 0.0, 0
+    input_events = 0.0
+    layer_spikes = np.zeros(len(shape.layers))
+    n_steps = 0
+    for x, y in loader:
+        pred = predict(x, y)
+        labels.append(y.numpy())
+        predictions.append(pred.scores.argmax(1).cpu().numpy())
+        if pred.loss is not None:
+            loss_sum += float(pred.loss) * len(y)
+            loss_count += len(y)
+        input_events += float(x.sum())
+        layer_spikes += np.array([float(s.sum()) for s in pred.spikes])
+        n_steps = x.shape[1]
+    return Evaluation(
+        labels=np.concatenate(labels).astype(np.int64) if labels else np.zeros(0, np.int64),
+        predictions=np.concatenate(predictions).astype(np.int64) if predictions else np.zeros(0, np.int64),
+        n_classes=n_classes,
+        n_steps=n_steps,
+        loss=loss_sum / loss_count if loss_count else None,
+        input_events=input_events,
+        layer_spikes=tuple(layer_spikes.tolist()),
+        shape=shape,
+    )
+
+
+#: Pairs of classes that differ only in the sense of rotation (DVS128 Gesture labels).
+ROTATION_PAIRS = ((3, 4), (5, 6))
+
+
+def rotation_pair_summary(evaluation: Evaluation, class_names: Sequence[str]) -> dict:
+    """Accuracy on each clockwise / counter-clockwise pair and how often one is taken for the other."""
+    matrix = evaluation.confusion
+    out = {}
+    for a, b in ROTATION_PAIRS:
+        total = matrix[[a, b]].sum()
+        out[f"{class_names[a]} / {class_names[b]}"] = {
+            "accuracy": float((matrix[a, a] + matrix[b, b]) / total) if total else None,
+            "swapped": int(matrix[a, b] + matrix[b, a]),
+            "samples": int(total),
+        }
+    return out
+
+
+def evaluate_run(
+    run_dir: str | os.PathLike,
+    *,
+    which: str = "best",
+    data: str | os.PathLike | None = None,
+    device: str = "auto",
+    predictor: Predictor | None = None,
+    plots: bool = True,
+    raster_sample: int = 0,
+    progress: bool = True,
+) -> dict:
+    """Evaluate a run's ``which`` checkpoint on the test split; merge the results into the
+    ``train`` section of ``RUNDIR/report.json`` and write the PNG plots into ``RUNDIR/plots``.
+
+    ``predictor`` replaces the float model's predictions (e.g. an integer model of the same
+    network); the plots of the float model (raster, time constants) are drawn either way.
+    Returns the metrics that were merged.
+    """
+    from gesture_snn import plots as plot
+    from gesture_snn.data import CLASSES, load_frames, make_loader
+    from gesture_snn.rundir import read_report, update_report
+    from gesture_snn.train import METRICS_NAME, load_model, resolve_device
+
+    run_dir = Path(run_dir)
+    dev = resolve_device(device)
+    model, config = load_model(run_dir, which, device=dev)
+    root = data if data is not None else config.data
+    test_set = load_frames(root, train=False, config=config.frames, progress=progress)
+    if len(test_set) == 0:
+        raise UserError(f"the test split of {root} is empty")
+    loader = make_loader(test_set, batch_size=config.train.batch_size, shuffle=False)
+    result = evaluate(
+        predictor or float_predictor(model, device=dev), loader, shape=NetworkShape.of(config.model), n_classes=len(CLASSES)
+    )
+    summary = result.summary(CLASSES)
+    summary["rotation_pairs"] = rotation_pair_summary(result, CLASSES)
+    summary["evaluated_checkpoint"] = f"checkpoints/{which}.pt"
+    summary["evaluated_data"] = str(root)
+
+    if plots:
+        folder = run_dir / "plots"
+        metrics_file = run_dir / METRICS_NAME
+        if metrics_file.exists():
+            records = [json.loads(line) for line in metrics_file.read_text().splitlines() if line.strip()]
+            if records:
+                plot.learning_curves(records, folder / "learning_curves.png")
+        plot.confusion_matrix(result.confusion, CLASSES, folder / "confusion_matrix.png")
+        if not 0 <= raster_sample < len(test_set):
+            raise UserError(f"--raster-sample must be in 0..{len(test_set) - 1}, not {raster_sample}")
+        x = torch.from_numpy(test_set.frames[raster_sample : raster_sample + 1]).flatten(2).float()
+        with torch.no_grad():
+            out = model(x.to(dev))
+        label = int(test_set.labels[raster_sample])
+        predicted = int(model.scores(out).argmax(1))
+        plot.spike_raster(
+            x[0].numpy(),
+            [s[0].cpu().numpy() for s in out.spikes],
+            out.readout[0].cpu().numpy(),
+            folder / "spike_raster.png",
+            class_names=CLASSES,
+            title=f"test sample {raster_sample} ({test_set.files[raster_sample]}): true {CLASSES[label]}, "
+            f"predicted {CLASSES[predicted]}",
+        )
+        plot.time_constants(model.time_constants(), folder / "time_constants.png", bin_ms=config.frames.bin_ms)
+        summary["plots"] = sorted(p.relative_to(run_dir).as_posix() for p in folder.glob("*.png"))
+
+    section = read_report(run_dir).get("train", {})
+    section.update(summary)
+    update_report(run_dir, "train", section)
+    return summary

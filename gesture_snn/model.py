@@ -1,0 +1,391 @@
+"""The multiple-timescale SRNN as thin :class:`torch.nn.Module` s around :mod:`gesture_snn.functional`.
+
+    input x_t  ->  [feed-forward ALIF layer]  ->  recurrent ALIF layer(s)  ->  leaky readout
+
+Every layer keeps per-neuron time constants (``tau_m``, ``tau_adp``; readout ``tau``) as
+learned parameters, in steps. They are clamped into ``[tau_min, tau_max]`` wherever decays are
+computed (so any parameter value gives valid decays in (0, 1)), and the trainer projects the
+parameters back into that range after every optimiser step (:meth:`SRNN.constrain_`), so that a
+time constant pushed past a bound keeps receiving gradients. Layers have no biases.
+
+Weights and decays are read through methods (:meth:`ALIFLayer.input_weight`,
+:meth:`RecurrentALIFLayer.recurrent_weight`, :meth:`ALIFLayer.decays`,
+:meth:`LeakyReadout.weight_matrix`, :meth:`LeakyReadout.decay`), the one place to hook e.g.
+quantisation-aware training.
+
+Two implementations of the same equations (``implementation=``): ``"fused"`` (default) runs each
+layer as one autograd node with a hand-written backward pass through time and projects the
+inputs of all steps at once (sparse on the CPU); ``"stepwise"`` loops the step functions under
+autograd, the slow reference.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+import torch
+from torch import nn
+
+from gesture_snn import functional as F
+from gesture_snn.config import DECODES, ModelConfig
+
+__all__ = [
+    "ALIFLayer",
+    "IMPLEMENTATIONS",
+    "LayerRecord",
+    "LeakyReadout",
+    "RecurrentALIFLayer",
+    "SRNN",
+    "SRNNOutput",
+    "decode_scores",
+    "readout_loss",
+]
+
+IMPLEMENTATIONS = ("fused", "stepwise")
+
+
+class LayerRecord(NamedTuple):
+    """What a spiking layer did, each ``[batch, T, neurons]``: spikes ``z``, membranes ``v`` after
+    the step (after the reset term) and the thresholds ``th`` used in the step."""
+
+    z: torch.Tensor
+    v: torch.Tensor
+    th: torch.Tensor
+
+
+class SRNNOutput(NamedTuple):
+    """``readout``: ``[batch, T, n_out]`` leaky-integrator values ``o_t``; ``spikes``: one
+    ``[batch, T, n]`` tensor per spiking layer, input side first; ``records``: one
+    :class:`LayerRecord` per spiking layer when the forward was asked to ``record``, else None."""
+
+    readout: torch.Tensor
+    spikes: tuple[torch.Tensor, ...]
+    records: tuple[LayerRecord, ...] | None = None
+
+
+def _normal_taus(n: int, mean_std: tuple[float, float], bounds: tuple[float, float]) -> nn.Parameter:
+    mean, std = mean_std
+    return nn.Parameter(torch.empty(n).normal_(mean, std).clamp_(*bounds))
+
+
+class ALIFLayer(nn.Module):
+    """A feed-forward layer of ALIF neurons (or LIF with ``adaptive=False``).
+
+    Parameters (all keyword-only)
+    -----------------------------
+    input_size, size:
+        Inputs and neurons.
+    adaptive:
+        True: ALIF (threshold ``b0 + beta * b``); False: LIF (threshold ``b0``, no ``tau_adp``).
+    b0, beta:
+        Base threshold and adaptation strength, in membrane units (not learned).
+    tau_m, tau_adp:
+        Initial time constants in steps, drawn per neuron from ``N(mean, std)``.
+    tau_m_bounds, tau_adp_bounds:
+        Valid ``(min, max)`` of each time constant, in steps; min >= 1.
+    """
+
+    def __init__(
+        self,
+        *,
+        input_size: int,
+        size: int,
+        adaptive: bool = True,
+        b0: float = 0.1,
+        beta: float = 1.84,
+        tau_m: tuple[float, float] = (20.0, 5.0),
+        tau_adp: tuple[float, float] = (200.0, 50.0),
+        tau_m_bounds: tuple[float, float] = (1.0, 1000.0),
+        tau_adp_bounds: tuple[float, float] = (1.0, 4000.0),
+    ):
+        super().__init__()
+        if input_size < 1 or size < 1:
+            raise ValueError(f"input_size and size must be at least 1, not {input_size} and {size}")
+        for name, (lo, hi) in (("tau_m_bounds", tau_m_bounds), ("tau_adp_bounds", tau_adp_bounds)):
+            if not 1.0 <= lo < hi:
+                raise ValueError(f"{name} must be (min, max) with 1 <= min < max, not {(lo, hi)}")
+        if b0 <= 0:
+            raise ValueError(f"b0 (base threshold) must be positive, not {b0}")
+        self.input_size, self.size, self.adaptive = input_size, size, adaptive
+        self.b0, self.beta = float(b0), float(beta) if adaptive else 0.0
+        self.tau_m_bounds, self.tau_adp_bounds = tuple(tau_m_bounds), tuple(tau_adp_bounds)
+        self.weight = nn.Parameter(torch.empty(size, input_size))
+        nn.init.xavier_uniform_(self.weight)
+        self.tau_m = _normal_taus(size, tau_m, self.tau_m_bounds)
+        self.tau_adp = _normal_taus(size, tau_adp, self.tau_adp_bounds) if adaptive else None
+
+    def extra_repr(self) -> str:
+        kind = "ALIF" if self.adaptive else "LIF"
+        return f"{self.input_size} -> {self.size} {kind}, b0={self.b0}, beta={self.beta}"
+
+    def input_weight(self) -> torch.Tensor:
+        """``W_in`` ``[size, input_size]`` as the forward uses it."""
+        return self.weight
+
+    def recurrent_weight(self) -> torch.Tensor | None:
+        """``W_rec`` ``[size, size]``, or None for a feed-forward layer."""
+        return None
+
+    def decays(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``(alpha, rho)`` per neuron from the clamped time constants; ``rho`` None for LIF."""
+        alpha = F.tau_to_decay(self.tau_m.clamp(*self.tau_m_bounds))
+        rho = F.tau_to_decay(self.tau_adp.clamp(*self.tau_adp_bounds)) if self.adaptive else None
+        return alpha, rho
+
+    @torch.no_grad()
+    def constrain_(self) -> None:
+        """Project the time constants into their bounds (after an optimiser step)."""
+        self.tau_m.clamp_(*self.tau_m_bounds)
+        if self.adaptive:
+            self.tau_adp.clamp_(*self.tau_adp_bounds)
+
+    def forward(self, x: torch.Tensor, *, implementation: str = "fused") -> LayerRecord:
+        """Run over ``x`` ``[batch, T, input_size]`` from a zero state; returns ``(z, v, th)``,
+        each ``[batch, T, size]``."""
+        w_in, w_rec = self.input_weight(), self.recurrent_weight()
+        alpha, rho = self.decays()
+        if implementation == "fused":
+            # project every step at once (on the batch-major input: no copy of x), then run
+            # the recurrence time-major
+            u = F.spike_linear(x, w_in).transpose(0, 1).contiguous()
+            z, v, th = F.alif_recurrence(u, alpha=alpha, rho=rho, w_rec=w_rec, b0=self.b0, beta=self.beta)
+            return LayerRecord(z.transpose(0, 1), v.transpose(0, 1), th.transpose(0, 1))
+        return self._stepwise(x, w_in, w_rec, alpha, rho)
+
+    def _stepwise(self, x, w_in, w_rec, alpha, rho) -> LayerRecord:
+        zero = x.new_zeros(x.shape[0], self.size)
+        z_seq, v_seq, th_seq = [], [], []
+        if self.adaptive:
+            state, params = F.ALIFState(v=zero, b=zero, z=zero), F.ALIFParameters(alpha, rho, self.b0, self.beta)
+        else:
+            state, params = F.LIFState(v=zero, z=zero), F.LIFParameters(alpha, self.b0)
+            th = torch.full_like(zero, self.b0)
+        for x_t in x.unbind(1):
+            current = x_t @ w_in.t()
+            if w_rec is not None:
+                current = current + state.z @ w_rec.t()
+            if self.adaptive:
+                z, state, th = F.alif_step(current, state, params)
+            else:
+                z, state = F.lif_step(current, state, params)
+            z_seq.append(z)
+            v_seq.append(state.v)
+            th_seq.append(th)
+        return LayerRecord(torch.stack(z_seq, 1), torch.stack(v_seq, 1), torch.stack(th_seq, 1))
+
+
+class RecurrentALIFLayer(ALIFLayer):
+    """:class:`ALIFLayer` with all-to-all recurrent weights: ``I_t = W_in x_t + W_rec z_{t-1}``.
+
+    ``W_rec`` starts orthogonal (gain ``recurrent_gain``), as in the authors' code.
+    """
+
+    def __init__(self, *, recurrent_gain: float = 1.0, **kwargs):
+        super().__init__(**kwargs)
+        self.recurrent = nn.Parameter(torch.empty(self.size, self.size))
+        nn.init.orthogonal_(self.recurrent, gain=recurrent_gain)
+
+    def recurrent_weight(self) -> torch.Tensor:
+        return self.recurrent
+
+
+class LeakyReadout(nn.Module):
+    """Non-spiking leaky integrators: ``o_t = alpha_o * o_{t-1} + (1 - alpha_o) * W_o z_t``,
+    with a learned per-output ``tau`` (steps) clamped into ``tau_bounds``."""
+
+    def __init__(
+        self,
+        *,
+        input_size: int,
+        size: int,
+        tau: tuple[float, float] = (20.0, 5.0),
+        tau_bounds: tuple[float, float] = (1.0, 1000.0),
+    ):
+        super().__init__()
+        if not 1.0 <= tau_bounds[0] < tau_bounds[1]:
+            raise ValueError(f"tau_bounds must be (min, max) with 1 <= min < max, not {tau_bounds}")
+        self.input_size, self.size, self.tau_bounds = input_size, size, tuple(tau_bounds)
+        self.weight = nn.Parameter(torch.empty(size, input_size))
+        nn.init.xavier_uniform_(self.weight)
+        self.tau = _normal_taus(size, tau, self.tau_bounds)
+
+    def extra_repr(self) -> str:
+        return f"{self.input_size} -> {self.size} leaky integrators"
+
+    def weight_matrix(self) -> torch.Tensor:
+        """``W_o`` ``[size, input_size]`` as the forward uses it."""
+        return self.weight
+
+    def decay(self) -> torch.Tensor:
+        """``alpha_o`` per output."""
+        return F.tau_to_decay(self.tau.clamp(*self.tau_bounds))
+
+    @torch.no_grad()
+    def constrain_(self) -> None:
+        self.tau.clamp_(*self.tau_bounds)
+
+    def forward(self, z: torch.Tensor, *, implementation: str = "fused") -> torch.Tensor:
+        """Spikes ``[batch, T, input_size]`` -> readout ``[batch, T, size]``."""
+        alpha = self.decay()
+        current = F.spike_linear(z, self.weight_matrix())
+        if implementation == "fused":
+            return F.leaky_integrate(current.transpose(0, 1), alpha).transpose(0, 1)
+        o = current.new_zeros(current.shape[0], self.size)
+        out = []
+        for c in current.unbind(1):
+            o = F.leaky_readout_step(c, o, alpha)
+            out.append(o)
+        return torch.stack(out, 1)
+
+
+def decode_scores(readout: torch.Tensor, decode: str) -> torch.Tensor:
+    """Class scores ``[batch, n_out]`` from a readout ``[batch, T, n_out]``: the last step for
+    ``"last"``, the time mean for ``"mean"`` and ``"per_step"``."""
+    if decode == "last":
+        return readout[:, -1]
+    if decode in ("mean", "per_step"):
+        return readout.mean(1)
+    raise ValueError(f"decode must be one of {DECODES}, not {decode!r}")
+
+
+def readout_loss(readout: torch.Tensor, target: torch.Tensor, decode: str) -> torch.Tensor:
+    """Cross-entropy (mean over the batch): on :func:`decode_scores` for ``"last"`` and
+    ``"mean"``; for ``"per_step"`` the mean over steps of the cross-entropy at every step."""
+    if decode == "per_step":
+        steps = readout.shape[1]
+        return nn.functional.cross_entropy(readout.reshape(-1, readout.shape[-1]), target.repeat_interleave(steps))
+    return nn.functional.cross_entropy(decode_scores(readout, decode), target)
+
+
+class SRNN(nn.Module):
+    """The spiking recurrent network of a :class:`~gesture_snn.config.ModelConfig`.
+
+    ``forward(x)`` takes ``x`` float ``[batch, T, n_inputs]`` (binary spikes or event counts, as
+    :func:`gesture_snn.data.make_loader` yields) and returns an :class:`SRNNOutput`; the state
+    starts at zero for every sample.
+    """
+
+    def __init__(self, config: ModelConfig, *, implementation: str = "fused"):
+        super().__init__()
+        self.config = config
+        self.implementation = implementation
+        adaptive = config.neuron == "alif"
+        neuron = dict(
+            adaptive=adaptive,
+            b0=config.b0,
+            beta=config.beta,
+            tau_m=config.tau_m_init,
+            tau_adp=config.tau_adp_init,
+            tau_m_bounds=config.tau_m_bounds,
+            tau_adp_bounds=config.tau_adp_bounds,
+        )
+        layers: list[ALIFLayer] = []
+        size = config.n_inputs
+        if config.feedforward:
+            layers.append(ALIFLayer(input_size=size, size=config.feedforward, **neuron))
+            size = config.feedforward
+        for hidden in config.hidden:
+            layers.append(RecurrentALIFLayer(input_size=size, size=hidden, recurrent_gain=config.recurrent_gain, **neuron))
+            size = hidden
+        self.layers = nn.ModuleList(layers)
+        self.readout = LeakyReadout(
+            input_size=size, size=config.n_outputs, tau=config.tau_out_init, tau_bounds=config.tau_m_bounds
+        )
+
+    @property
+    def implementation(self) -> str:
+        return self._implementation
+
+    @implementation.setter
+    def implementation(self, value: str) -> None:
+        if value not in IMPLEMENTATIONS:
+            raise ValueError(f"implementation must be one of {IMPLEMENTATIONS}, not {value!r}")
+        self._implementation = value
+
+    def forward(self, x: torch.Tensor, *, record: bool = False) -> SRNNOutput:
+        if x.dim() != 3 or x.shape[-1] != self.config.n_inputs:
+            raise ValueError(
+                f"SRNN expects input [batch, T, {self.config.n_inputs}], got {tuple(x.shape)}"
+            )
+        records = []
+        h = x
+        for layer in self.layers:
+            records.append(layer(h, implementation=self.implementation))
+            h = records[-1].z
+        readout = self.readout(h, implementation=self.implementation)
+        return SRNNOutput(readout, tuple(r.z for r in records), tuple(records) if record else None)
+
+    def scores(self, output: SRNNOutput) -> torch.Tensor:
+        """Class scores ``[batch, n_out]`` per the configured decoding."""
+        return decode_scores(output.readout, self.config.decode)
+
+    def loss(self, output: SRNNOutput, target: torch.Tensor) -> torch.Tensor:
+        """Training loss per the configured decoding (:func:`readout_loss`)."""
+        return readout_loss(output.readout, target, self.config.decode)
+
+    @torch.no_grad()
+    def constrain_(self) -> None:
+        """Project every time constant into its bounds; call after each optimiser step."""
+        for layer in self.layers:
+            layer.constrain_()
+        self.readout.constrain_()
+
+    def time_constant_parameters(self) -> list[nn.Parameter]:
+        """The ``tau`` parameters (their own learning rate, no weight decay)."""
+        taus = [p for layer in self.layers for p in (layer.tau_m, layer.tau_adp) if p is not None]
+        return taus + [self.readout.tau]
+
+    def weight_parameters(self) -> list[nn.Parameter]:
+        """Every parameter that is not a time constant."""
+        taus = {id(p) for p in self.time_constant_parameters()}
+        return [p for p in self.parameters() if id(p) not in taus]
+
+    def time_constants(self) -> dict[str, np.ndarray]:
+        """The effective (clamped) time constants in steps, by layer: ``layer{i}.tau_m``,
+        ``layer{i}.tau_adp``, ``readout.tau``."""
+        out = {}
+        with torch.no_grad():
+            for i, layer in enumerate(self.layers):
+                out[f"layer{i}.tau_m"] = layer.tau_m.clamp(*layer.tau_m_bounds).cpu().double().numpy()
+                if layer.adaptive:
+                    out[f"layer{i}.tau_adp"] = layer.tau_adp.clamp(*layer.tau_adp_bounds).cpu().double().numpy()
+            out["readout.tau"] = self.readout.tau.clamp(*self.readout.tau_bounds).cpu().double().numpy()
+        return out
+
+    def hardware_parameters(self) -> dict:
+        """Float parameters of the hardware shape in ``docs/fixed_point.md`` notation, before
+        folding and quantisation (numpy float64).
+
+        Only for one recurrent layer fed directly by the input (no feed-forward layer); raises
+        ValueError otherwise. ``rho`` is all zeros and ``beta`` 0 for LIF neurons.
+        """
+        problems = []
+        if self.config.feedforward:
+            problems.append(f"a feed-forward layer of {self.config.feedforward} neurons")
+        if len(self.config.hidden) != 1:
+            problems.append(f"{len(self.config.hidden)} recurrent layers")
+        if problems:
+            raise ValueError(
+                "the hardware supports exactly one recurrent ALIF layer fed by the input; this "
+                f"model has {' and '.join(problems)}"
+            )
+        layer = self.layers[0]
+        with torch.no_grad():
+            alpha, rho = layer.decays()
+
+            def array(t):
+                return t.detach().cpu().double().numpy().copy()
+
+            return {
+                "w_in": array(layer.input_weight()),
+                "w_rec": array(layer.recurrent_weight()),
+                "w_out": array(self.readout.weight_matrix()),
+                "alpha": array(alpha),
+                "rho": array(rho) if rho is not None else np.zeros(layer.size),
+                "alpha_out": array(self.readout.decay()),
+                "b0": float(layer.b0),
+                "beta": float(layer.beta),
+                "decode": "last" if self.config.decode == "last" else "mean",
+                "adaptive": bool(layer.adaptive),
+            }

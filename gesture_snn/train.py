@@ -1,0 +1,417 @@
+"""Training: one process or data-parallel with ``torchrun``, resumable, crash-safe.
+
+:func:`train` runs a :class:`~gesture_snn.config.RunConfig` into a run directory::
+
+    RUNDIR/config.json             the configuration (RunConfig.to_dict)
+    RUNDIR/metrics.jsonl           one JSON object per finished epoch
+    RUNDIR/checkpoints/last.pt     model, optimiser, scheduler, epoch, config, metrics
+    RUNDIR/checkpoints/best.pt     the same for the epoch with the best test accuracy so far
+    RUNDIR/report.json             section "train" (gesture_snn.rundir.update_report)
+
+Every file is replaced atomically at the end of each epoch, checkpoint first; ``metrics.jsonl``
+is rewritten from the checkpoint's metrics, so a run killed at any moment and resumed
+(``resume=True``) has each epoch exactly once. The order of the training data is a function of
+(seed, epoch) only and nothing else is random, so a resumed run ends with the same parameters
+as an uninterrupted one.
+
+Data-parallel: launched by ``torchrun`` (environment RANK, WORLD_SIZE, LOCAL_RANK,
+MASTER_ADDR, MASTER_PORT), each process trains on its :class:`DistributedSampler` share of every
+global batch (``batch_size / world_size`` samples) through
+:class:`~torch.nn.parallel.DistributedDataParallel` (gloo on the CPU, nccl on CUDA); only rank 0
+evaluates and writes files.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from gesture_snn.config import RunConfig
+from gesture_snn.errors import UserError
+from gesture_snn.rundir import atomic_write, update_report
+
+__all__ = [
+    "CHECKPOINT_FORMAT",
+    "Distributed",
+    "checkpoint_path",
+    "load_checkpoint",
+    "load_model",
+    "random_shift",
+    "resolve_device",
+    "train",
+]
+
+CONFIG_NAME = "config.json"
+METRICS_NAME = "metrics.jsonl"
+CHECKPOINT_DIR = "checkpoints"
+CHECKPOINT_FORMAT = 1
+
+
+def checkpoint_path(run_dir: str | os.PathLike, which: str = "last") -> Path:
+    """``RUNDIR/checkpoints/<which>.pt`` (``which`` is ``"last"`` or ``"best"``)."""
+    if which not in ("last", "best"):
+        raise ValueError(f"which must be 'last' or 'best', not {which!r}")
+    return Path(run_dir) / CHECKPOINT_DIR / f"{which}.pt"
+
+
+@dataclass(frozen=True)
+class Distributed:
+    """This process's place in a data-parallel job (``rank 0 of 1`` without one)."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @classmethod
+    def from_env(cls) -> "Distributed":
+        """Read ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK`` as ``torchrun`` sets them."""
+        return cls(
+            rank=int(os.environ.get("RANK", 0)),
+            world_size=int(os.environ.get("WORLD_SIZE", 1)),
+            local_rank=int(os.environ.get("LOCAL_RANK", 0)),
+        )
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def barrier(self) -> None:
+        if self.enabled:
+            torch.distributed.barrier()
+
+    def sum(self, values: list[float], device: torch.device) -> list[float]:
+        """Sum a list of numbers over all processes."""
+        if not self.enabled:
+            return values
+        tensor = torch.tensor(values, dtype=torch.float64, device=device)
+        torch.distributed.all_reduce(tensor)
+        return tensor.tolist()
+
+
+def resolve_device(name: str, *, local_rank: int = 0) -> torch.device:
+    """``"auto"`` (CUDA if available), ``"cpu"`` or ``"cuda"`` -> a :class:`torch.device`."""
+    if name not in ("auto", "cpu", "cuda"):
+        raise UserError(f"--device must be auto, cpu or cuda, not {name!r}")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda: no CUDA device is available (use --device cpu or auto)")
+    if name == "cpu" or not torch.cuda.is_available():
+        return torch.device("cpu")
+    return torch.device("cuda", local_rank % torch.cuda.device_count())
+
+
+def _save(path: Path, obj) -> None:
+    atomic_write(path, lambda f: torch.save(obj, f), binary=True)
+
+
+def load_checkpoint(path: str | os.PathLike, *, map_location="cpu") -> dict:
+    """Read a checkpoint written by :func:`train`; UserError if missing or unreadable."""
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"checkpoint {path} does not exist; train first (gesture-snn train --run ...)")
+    try:
+        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # torch raises many kinds for a damaged file
+        raise UserError(f"checkpoint {path} is unreadable ({exc})") from exc
+    if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
+        raise UserError(f"{path} is not a gesture-snn checkpoint (format {CHECKPOINT_FORMAT})")
+    return checkpoint
+
+
+def load_model(run_dir: str | os.PathLike, which: str = "best", *, device="cpu"):
+    """The trained model of a run directory: ``(SRNN in eval mode, RunConfig)``."""
+    from gesture_snn.model import SRNN
+
+    checkpoint = load_checkpoint(checkpoint_path(run_dir, which), map_location=device)
+    config = RunConfig.from_dict(checkpoint["config"])
+    model = SRNN(config.model).to(device)
+    model.load_state_dict(checkpoint["model"])
+    model.eval()
+    return model, config
+
+
+def _load_split(config: RunConfig, *, train: bool, progress: bool):
+    from gesture_snn.data import load_frames
+
+    return load_frames(config.data, train=train, config=config.frames, progress=progress)
+
+
+def _write_metrics(run_dir: Path, history: list[dict]) -> None:
+    atomic_write(run_dir / METRICS_NAME, lambda f: f.writelines(json.dumps(r) + "\n" for r in history))
+
+
+def train(
+    config: RunConfig,
+    run_dir: str | os.PathLike,
+    *,
+    device: str = "auto",
+    resume: bool = False,
+    progress: bool = True,
+    train_set=None,
+    test_set=None,
+    on_epoch_end: Callable[[dict], None] | None = None,
+) -> dict:
+    """Train ``config`` into ``run_dir``; returns the ``train`` section of ``report.json``.
+
+    Parameters
+    ----------
+    device:
+        ``"auto"``, ``"cpu"`` or ``"cuda"``.
+    resume:
+        Continue from ``RUNDIR/checkpoints/last.pt`` (its configuration must equal ``config``
+        except for ``train.epochs`` and ``data``). Without it, a directory that already holds a checkpoint is
+        refused.
+    progress:
+        Progress bar and one summary line per epoch (rank 0).
+    train_set, test_set:
+        :class:`~gesture_snn.data.FrameSet` s to use instead of loading ``config.data``.
+    on_epoch_end:
+        Called with each epoch's metrics after its files are written.
+    """
+    from gesture_snn.data import CLASSES, make_loader
+    from gesture_snn.evaluate import NetworkShape, evaluate, float_predictor
+    from gesture_snn.model import SRNN
+
+    run_dir = Path(run_dir)
+    dist = Distributed.from_env()
+    dev = resolve_device(device, local_rank=dist.local_rank)
+    if dist.world_size < 1 or not 0 <= dist.rank < dist.world_size:
+        raise UserError(f"invalid RANK {dist.rank} / WORLD_SIZE {dist.world_size} in the environment")
+    cfg = config.train
+    if cfg.batch_size % dist.world_size:
+        raise UserError(
+            f"batch size {cfg.batch_size} must be a multiple of the number of processes "
+            f"({dist.world_size}): each process gets an equal share of every batch"
+        )
+    started_group = False
+    if dist.enabled and not torch.distributed.is_initialized():
+        if dev.type == "cuda":
+            torch.cuda.set_device(dev)
+        torch.distributed.init_process_group(backend="nccl" if dev.type == "cuda" else "gloo")
+        started_group = True
+    try:
+        last = checkpoint_path(run_dir, "last")
+        checkpoint = None
+        if resume:
+            checkpoint = load_checkpoint(last, map_location=dev)
+            saved = RunConfig.from_dict(checkpoint["config"])
+            if saved.replace(train={"epochs": cfg.epochs}, data=config.data) != config:
+                raise UserError(
+                    f"--resume: the configuration differs from the one {run_dir} was trained with "
+                    f"(only the number of epochs and the data root may change); see {run_dir / CONFIG_NAME}"
+                )
+        elif last.exists():
+            raise UserError(
+                f"{run_dir} already holds a training run; pass --resume to continue it or choose "
+                f"another --run directory"
+            )
+
+        # data (rank 0 builds the frame cache, the others then read it)
+        if train_set is None or test_set is None:
+            if not dist.is_main:
+                dist.barrier()
+            if train_set is None:
+                train_set = _load_split(config, train=True, progress=progress and dist.is_main)
+            if test_set is None:
+                test_set = _load_split(config, train=False, progress=progress and dist.is_main)
+            if dist.is_main:
+                dist.barrier()
+        for name, frameset in (("training", train_set), ("test", test_set)):
+            if frameset.config != config.frames:
+                raise UserError(f"the {name} frames were made with {frameset.config}, the run needs {config.frames}")
+            if len(frameset) == 0:
+                raise UserError(f"the {name} split is empty")
+        sampler = torch.utils.data.distributed.DistributedSampler(
+            range(len(train_set)), num_replicas=dist.world_size, rank=dist.rank, shuffle=True, seed=cfg.seed
+        )
+        train_loader = make_loader(train_set, batch_size=cfg.batch_size // dist.world_size, shuffle=False, sampler=sampler)
+        test_loader = make_loader(test_set, batch_size=cfg.batch_size, shuffle=False)
+
+        # model, optimiser, schedule
+        torch.manual_seed(cfg.seed)
+        model = SRNN(config.model).to(dev)
+        optimizer = torch.optim.AdamW(
+            [
+                {"params": model.weight_parameters(), "lr": cfg.lr, "weight_decay": cfg.weight_decay},
+                {"params": model.time_constant_parameters(), "lr": cfg.lr_tau, "weight_decay": 0.0},
+            ]
+        )
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, cfg.lr_factor)
+        history: list[dict] = []
+        best = {"epoch": 0, "test_accuracy": -1.0}
+        if checkpoint is not None:
+            model.load_state_dict(checkpoint["model"])
+            optimizer.load_state_dict(checkpoint["optimizer"])
+            scheduler.load_state_dict(checkpoint["scheduler"])
+            history = checkpoint["metrics"]
+            best = checkpoint["best"]
+        start_epoch = len(history)
+        trained = torch.nn.parallel.DistributedDataParallel(model) if dist.enabled else model
+        shape = NetworkShape.of(config.model)
+
+        if dist.is_main:
+            config.save(run_dir / CONFIG_NAME)
+            _write_metrics(run_dir, history)  # drops lines of an epoch whose checkpoint never landed
+
+        for epoch in range(start_epoch, cfg.epochs):
+            started = time.perf_counter()
+            lrs = [group["lr"] for group in optimizer.param_groups]
+            sampler.set_epoch(epoch)
+            augment = None
+            if cfg.shift:
+                generator = torch.Generator().manual_seed(_mix(cfg.seed, epoch, dist.rank))
+                augment = partial(random_shift, shift=cfg.shift, size=config.frames.size, generator=generator)
+            stats = _train_epoch(
+                trained,
+                model,
+                train_loader,
+                optimizer,
+                augment=augment,
+                grad_clip=cfg.grad_clip,
+                device=dev,
+                dist=dist,
+                desc=f"epoch {epoch + 1}/{cfg.epochs}",
+                progress=progress,
+            )
+            scheduler.step()
+            record = {"epoch": epoch + 1, **stats, "lr": lrs[0], "lr_tau": lrs[1]}
+            if dist.is_main:
+                model.eval()
+                result = evaluate(float_predictor(model, device=dev), test_loader, shape=shape, n_classes=len(CLASSES))
+                record.update(
+                    test_loss=result.loss, test_accuracy=result.accuracy, test_firing_rates=result.firing_rates
+                )
+                record["seconds"] = time.perf_counter() - started
+                history.append(record)
+                if result.accuracy > best["test_accuracy"]:
+                    best = {"epoch": epoch + 1, "test_accuracy": result.accuracy}
+                state = {
+                    "format": CHECKPOINT_FORMAT,
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "epoch": epoch + 1,
+                    "config": config.to_dict(),
+                    "metrics": history,
+                    "best": best,
+                }
+                _save(last, state)
+                if best["epoch"] == epoch + 1:
+                    _save(checkpoint_path(run_dir, "best"), state)
+                _write_metrics(run_dir, history)
+                update_report(run_dir, "train", _report(config, history, best, dist, dev))
+                if progress:
+                    _print_epoch(record, cfg.epochs)
+            else:
+                history.append(record)
+            dist.barrier()
+            if on_epoch_end is not None:
+                on_epoch_end(record)
+        return _report(config, history, best, dist, dev)
+    finally:
+        if started_group:
+            torch.distributed.destroy_process_group()
+
+
+def _mix(*numbers: int) -> int:
+    """A 63-bit seed from several integers (SeedSequence mixing)."""
+    import numpy as np
+
+    return int(np.random.SeedSequence(list(numbers)).generate_state(1, np.uint64)[0] >> 1)
+
+
+def random_shift(x: torch.Tensor, *, shift: int, size: int, generator: torch.Generator) -> torch.Tensor:
+    """Move each sample of ``x`` ``[B, T, 2 * size * size]`` by random integer offsets in
+    ``[-shift, shift]`` pixels along x and y, filling with 0 (the augmentation of ``--shift``)."""
+    batch, steps, _ = x.shape
+    frames = torch.nn.functional.pad(x.reshape(batch, steps, 2, size, size), (shift,) * 4)
+    offsets = torch.randint(0, 2 * shift + 1, (batch, 2), generator=generator).tolist()
+    moved = torch.stack([frames[i, :, :, dy : dy + size, dx : dx + size] for i, (dy, dx) in enumerate(offsets)])
+    return moved.reshape(batch, steps, -1)
+
+
+def _train_epoch(trained, model, loader, optimizer, *, augment, grad_clip, device, dist: Distributed, desc, progress) -> dict:
+    from tqdm.auto import tqdm
+
+    trained.train()
+    n_layers = len(model.layers)
+    loss_sum = correct = count = 0.0
+    spikes = [0.0] * n_layers
+    neuron_steps = [0.0] * n_layers
+    grad_norm_sum = batches = 0.0
+    bar = tqdm(loader, desc=desc, unit="batch", leave=False, disable=not (progress and dist.is_main))
+    for x, y in bar:
+        if augment is not None:
+            x = augment(x)
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        out = trained(x)
+        loss = model.loss(out, y)
+        if not torch.isfinite(loss):
+            raise UserError(f"training diverged: the loss is {float(loss)}; lower --lr or --lr-tau")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip if grad_clip > 0 else math.inf)
+        optimizer.step()
+        model.constrain_()
+        with torch.no_grad():
+            n = len(y)
+            loss_sum += float(loss) * n
+            correct += float((model.scores(out).argmax(1) == y).sum())
+            count += n
+            for i, s in enumerate(out.spikes):
+                spikes[i] += float(s.sum())
+                neuron_steps[i] += s.numel()
+            grad_norm_sum += float(grad_norm)
+            batches += 1
+        bar.set_postfix(loss=f"{loss_sum / count:.3f}", acc=f"{correct / count:.3f}")
+    totals = dist.sum([loss_sum, correct, count, grad_norm_sum, batches, *spikes, *neuron_steps], device)
+    loss_sum, correct, count, grad_norm_sum, batches = totals[:5]
+    spikes, neuron_steps = totals[5 : 5 + n_layers], totals[5 + n_layers :]
+    return {
+        "train_loss": loss_sum / count,
+        "train_accuracy": correct / count,
+        "firing_rates": [s / max(n, 1) for s, n in zip(spikes, neuron_steps)],
+        "grad_norm": grad_norm_sum / max(batches, 1),
+    }
+
+
+def _print_epoch(record: dict, epochs: int) -> None:
+    from tqdm.auto import tqdm
+
+    rates = "/".join(f"{r:.3f}" for r in record["firing_rates"])
+    tqdm.write(
+        f"epoch {record['epoch']:>3}/{epochs}  train loss {record['train_loss']:.3f} "
+        f"acc {100 * record['train_accuracy']:5.1f}%  test loss {record['test_loss']:.3f} "
+        f"acc {100 * record['test_accuracy']:5.1f}%  rate {rates}  lr {record['lr']:.2e}  "
+        f"{record['seconds']:.1f} s"
+    )
+
+
+def _report(config: RunConfig, history: list[dict], best: dict, dist: Distributed, device: torch.device) -> dict:
+    final = history[-1] if history else {}
+    best_record = history[best["epoch"] - 1] if best["epoch"] else {}
+    return {
+        "config": config.to_dict(),
+        "epochs": config.train.epochs,
+        "epochs_completed": len(history),
+        "checkpoint": f"{CHECKPOINT_DIR}/best.pt",
+        "best_epoch": best["epoch"],
+        "test_accuracy": best_record.get("test_accuracy", math.nan),
+        "final_test_accuracy": final.get("test_accuracy", math.nan),
+        "final_train_accuracy": final.get("train_accuracy", math.nan),
+        "firing_rates": best_record.get("test_firing_rates"),
+        "train_seconds": sum(r.get("seconds", 0.0) for r in history),
+        "world_size": dist.world_size,
+        "device": str(device),
+    }

@@ -1,0 +1,170 @@
+"""Training runs: resume after a kill, checkpoints, metrics, the CLI, evaluation and op counts."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from gesture_snn.cli import main as cli
+from gesture_snn.config import RunConfig
+from gesture_snn.data import FrameConfig, FrameSet
+from gesture_snn.errors import UserError
+from gesture_snn.evaluate import Evaluation, NetworkShape, Prediction, evaluate
+from gesture_snn.rundir import read_report
+from gesture_snn.train import checkpoint_path, load_model, random_shift, train
+
+torch.set_num_threads(1)
+
+TINY_FRAMES = FrameConfig(size=4, bin_ms=20.0, window_ms=200.0)  # 32 inputs, 10 steps
+
+
+def random_frameset(n: int, seed: int, config: FrameConfig = TINY_FRAMES) -> FrameSet:
+    """Binary frames whose class shows in which quarter of the frame is active."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 11, n)
+    frames = (rng.random((n, *config.frame_shape)) < 0.1).astype(np.uint8)
+    for i, label in enumerate(labels):
+        frames[i, :, label % 2, (label // 2) % 2 * 2, label % 4] = 1
+    return FrameSet(
+        frames=frames, labels=labels.astype(np.int64), files=[f"f{i}.npy" for i in range(n)],
+        users=np.ones(n, np.int64), config=config,
+    )
+
+
+def tiny_config(**train) -> RunConfig:
+    return RunConfig().replace(
+        frames={"size": 4, "window_ms": 200.0}, model={"hidden": [8]},
+        train={"epochs": 4, "batch_size": 8, "lr": 1e-2, **train},
+    )
+
+
+@pytest.fixture(scope="module")
+def splits():
+    return random_frameset(24, seed=1), random_frameset(12, seed=2)
+
+
+def run_training(run_dir, splits, config=None, **kwargs):
+    train_set, test_set = splits
+    return train(config or tiny_config(shift=1), run_dir, device="cpu", progress=False,
+                 train_set=train_set, test_set=test_set, **kwargs)
+
+
+class Killed(Exception):
+    pass
+
+
+def test_resume_after_a_kill_equals_an_uninterrupted_run(tmp_path, splits):
+    run_training(tmp_path / "straight", splits)
+
+    def kill_after_epoch_2(record):
+        if record["epoch"] == 2:
+            raise Killed
+
+    with pytest.raises(Killed):
+        run_training(tmp_path / "killed", splits, on_epoch_end=kill_after_epoch_2)
+    # the kill also caught epoch 3 half-way through writing its metrics line
+    with open(tmp_path / "killed" / "metrics.jsonl", "a") as f:
+        f.write('{"epoch": 3, "train_lo')
+    report = run_training(tmp_path / "killed", splits, resume=True)
+
+    epochs = [json.loads(line)["epoch"] for line in (tmp_path / "killed" / "metrics.jsonl").read_text().splitlines()]
+    assert epochs == [1, 2, 3, 4]
+    straight, _ = load_model(tmp_path / "straight", "last")
+    resumed, _ = load_model(tmp_path / "killed", "last")
+    for (name, a), b in zip(straight.state_dict().items(), resumed.state_dict().values()):
+        torch.testing.assert_close(b, a, rtol=1e-6, atol=1e-7, msg=name)
+    assert report["epochs_completed"] == 4
+    assert read_report(tmp_path / "killed")["train"]["epochs_completed"] == 4
+
+
+def test_run_directory_contents(tmp_path, splits):
+    report = run_training(tmp_path / "run", splits)
+    run = tmp_path / "run"
+    assert RunConfig.load(run / "config.json") == tiny_config(shift=1)
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records] == [1, 2, 3, 4]
+    for key in ("train_loss", "train_accuracy", "test_loss", "test_accuracy", "lr", "lr_tau", "firing_rates", "seconds"):
+        assert all(key in r for r in records), key
+    assert records[0]["lr"] == 1e-2 and records[1]["lr"] < 1e-2  # cosine schedule
+    best = torch.load(checkpoint_path(run, "best"), weights_only=True)
+    last = torch.load(checkpoint_path(run, "last"), weights_only=True)
+    assert last["epoch"] == 4 and best["epoch"] == report["best_epoch"]
+    assert best["best"]["test_accuracy"] == max(r["test_accuracy"] for r in records) == report["test_accuracy"]
+    assert {"model", "optimizer", "scheduler", "config", "metrics"} <= set(last)
+    section = read_report(run)["train"]
+    assert section["test_accuracy"] == report["test_accuracy"] and section["best_epoch"] == report["best_epoch"]
+    assert not list(run.rglob("*.tmp"))
+
+
+def test_refuses_to_overwrite_or_to_resume_with_other_settings(tmp_path, splits):
+    config = tiny_config(epochs=1)
+    run_training(tmp_path / "run", splits, config)
+    with pytest.raises(UserError, match="--resume"):
+        run_training(tmp_path / "run", splits, config)
+    with pytest.raises(UserError, match="differs"):
+        run_training(tmp_path / "run", splits, config.replace(train={"lr": 0.5}), resume=True)
+    with pytest.raises(UserError, match="does not exist"):
+        run_training(tmp_path / "fresh", splits, config, resume=True)
+    # more epochs is allowed
+    assert run_training(tmp_path / "run", splits, config.replace(train={"epochs": 2}), resume=True)["epochs_completed"] == 2
+
+
+def test_random_shift_moves_frames_and_fills_with_zeros():
+    size, shift = 5, 2
+    x = torch.zeros(400, 3, 2, size, size)
+    x[:, :, 1, 2, 2] = 1.0  # the centre pixel of polarity 1
+    moved = random_shift(x.flatten(2), shift=shift, size=size, generator=torch.Generator().manual_seed(0))
+    moved = moved.reshape(400, 3, 2, size, size)
+    assert torch.all(moved.sum((2, 3, 4)) == 1) and not moved[:, :, 0].any()
+    positions = {tuple(torch.nonzero(m[0, 1])[0].tolist()) for m in moved}
+    assert positions == {(r, c) for r in range(5) for c in range(5)}  # every offset in [-2, 2]^2 occurs
+
+
+def test_operation_counts_by_hand():
+    # 10 inputs -> 4 feed-forward -> 3 recurrent -> 2 outputs, T = 5, 2 samples
+    shape = NetworkShape(n_inputs=10, layers=(4, 3), recurrent=(False, True), n_outputs=2)
+    assert shape.input_fanout == 4 and shape.layer_fanouts == (3, 3 + 2)
+    assert shape.synapses == 10 * 4 + 4 * 3 + 3 * 3 + 3 * 2
+    x = torch.zeros(2, 5, 10)
+    x[0, 0, :3] = 1  # 3 input events
+    x[1, 4, 9] = 2  # a count of 2
+    spikes = (torch.zeros(2, 5, 4), torch.zeros(2, 5, 3))
+    spikes[0][0, 1, 0] = spikes[0][1, 2, 3] = 1  # 2 feed-forward spikes
+    spikes[1][1, 3, :] = 1  # 3 recurrent spikes
+
+    def predict(xb, yb):
+        return Prediction(torch.tensor([[1.0, 0.0], [0.0, 0.0]]), spikes)  # tie -> class 0
+
+    result = evaluate(predict, [(x, torch.tensor([0, 1]))], shape=shape, n_classes=2)
+    assert result.predictions.tolist() == [0, 0] and result.accuracy == 0.5
+    assert result.confusion.tolist() == [[1, 0], [1, 0]]
+    assert result.per_class_accuracy == [1.0, 0.0]
+    assert result.sops_per_sample == (5 * 4 + 2 * 3 + 3 * 5) / 2
+    assert result.dense_macs_per_sample == 5 * shape.synapses
+    assert result.energy_ratio == pytest.approx(5 * shape.synapses * 4.6 / ((5 * 4 + 2 * 3 + 3 * 5) / 2 * 0.9))
+    assert result.firing_rates == pytest.approx([2 / (2 * 5 * 4), 3 / (2 * 5 * 3)])
+    assert isinstance(result, Evaluation) and result.loss is None
+
+
+def test_cli_train_then_evaluate(tmp_path, tiny_dvs_root):
+    run = tmp_path / "run"
+    args = ["train", "--data", str(tiny_dvs_root), "--run", str(run), "--preset", "hardware", "--epochs", "2",
+            "--hidden", "16", "--window-ms", "200", "--batch-size", "32", "--device", "cpu", "--no-progress"]
+    assert cli(args) == 0
+    config = RunConfig.load(run / "config.json")
+    assert config.frames.size == 16 and config.model.hidden == (16,) and config.model.n_inputs == 512
+    assert cli(["train", "--run", str(run), "--resume", "--lr", "1", "--no-progress"]) == 2  # settings are fixed
+    assert cli(["train", "--run", str(run), "--resume", "--epochs", "3", "--no-progress"]) == 0
+    assert cli(["evaluate", "--run", str(run), "--device", "cpu", "--no-progress"]) == 0
+    section = read_report(run)["train"]
+    for key in ("test_accuracy", "sops_per_sample", "dense_macs_per_sample", "energy_ratio", "per_class_accuracy",
+                "confusion_matrix", "firing_rates", "rotation_pairs", "best_epoch", "epochs_completed"):
+        assert key in section, key
+    assert section["epochs_completed"] == 3 and section["n_samples"] == 110
+    assert section["dense_macs_per_sample"] == config.frames.n_steps * (512 * 16 + 16 * 16 + 16 * 11)
+    assert sorted(p.name for p in (run / "plots").glob("*.png")) == [
+        "confusion_matrix.png", "learning_curves.png", "spike_raster.png", "time_constants.png"]
+    assert cli(["evaluate", "--run", str(tmp_path / "nothing"), "--no-progress"]) == 2
