@@ -9,15 +9,23 @@ outputs).
 
 from __future__ import annotations
 
+import functools
+import operator
 from typing import Sequence
 
-from amaranth import Module, Mux, Signal, signed
+from amaranth import Const, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from hdl.primitives import index_shape
 
-__all__ = ["EventLayout", "TotalLayout", "EventAccumulator"]
+__all__ = ["RUNTIME_LOADED", "EventLayout", "TotalLayout", "WeightWordLayout", "EventAccumulator"]
+
+#: Attribute on a memory whose contents are written at run time: its initial contents are
+#: undefined on the device, so the build (``hdl.build``) drops them before synthesis, and Yosys
+#: may then map it to a RAM that a bitstream cannot initialise (iCE40 SPRAM). In simulation it
+#: starts at zero.
+RUNTIME_LOADED = "gesture_snn_loaded_at_runtime"
 
 
 class EventLayout(data.StructLayout):
@@ -38,6 +46,20 @@ class TotalLayout(data.StructLayout):
         super().__init__({"target": index_shape(n_targets), "value": signed(acc_bits)})
 
 
+def _times(value: Value, factor: int) -> Value:
+    """``value * factor`` as shifts and adds, so that synthesis does not spend a hard multiplier
+    (and, on the iCE40, an untimed combinational DSP path) on a constant factor."""
+    terms = [value << bit for bit in range(factor.bit_length()) if factor >> bit & 1]
+    return functools.reduce(operator.add, terms) if terms else Const(0)
+
+
+class WeightWordLayout(data.StructLayout):
+    """Payload of :attr:`EventAccumulator.weight_write`: one weight word and its address."""
+
+    def __init__(self, depth: int, word_bits: int):
+        super().__init__({"addr": index_shape(depth), "data": unsigned(word_bits)})
+
+
 class EventAccumulator(wiring.Component):
     """Adds weight columns, selected by events, into ``n_targets`` exact accumulators, ``lanes`` at a time.
 
@@ -54,16 +76,20 @@ class EventAccumulator(wiring.Component):
 
     Memories
     --------
-    ``weights``: ``n_columns * blocks`` words of ``lanes`` signed ``weight_bits`` lanes, read only;
-    word ``c * blocks + b``, lane ``l`` holds ``weights[b * lanes + l, c]`` (zero beyond
-    ``n_targets``). This is the packing of :func:`gesture_snn.intnet.memory_images`.
+    ``weights``: ``n_columns * blocks`` words of ``lanes`` signed ``weight_bits`` lanes, read only
+    (or written through ``weight_write``); word ``c * blocks + b``, lane ``l`` holds
+    ``weights[b * lanes + l, c]`` (zero beyond ``n_targets``). This is the packing of
+    :func:`gesture_snn.intnet.memory_images`. When written at run time it is a single-port memory
+    without initial contents (one address shared by reads and writes, the read disabled while
+    writing): the shape Yosys maps to iCE40 SPRAM (``SB_SPRAM256KA``, no init in the bitstream).
     ``sums``: ``blocks`` words of ``lanes`` signed ``acc_bits`` lanes, all zero between flushes.
 
     Parameters (keyword-only)
     -------------------------
-    weights : sequence of int
+    weights : sequence of int, or None
         The packed weight words (``n_columns * blocks`` unsigned integers, lane 0 in the least
-        significant bits), e.g. ``MemoryImage.words``.
+        significant bits), e.g. ``MemoryImage.words``; the initial contents of ``weights``.
+        None: the memory starts at zero and gets the ``weight_write`` port instead.
     n_targets : int
         Number of accumulators (post-synaptic neurons or outputs).
     n_columns : int
@@ -87,9 +113,13 @@ class EventAccumulator(wiring.Component):
     totals : Out(stream.Signature(TotalLayout(n_targets, acc_bits), always_ready=True))
         During a flush: ``target`` and its accumulated ``value``, targets 0 .. n_targets - 1 in
         consecutive cycles. The consumer cannot stall it.
+    weight_write : In(stream.Signature(WeightWordLayout(n_columns * blocks, lanes * weight_bits), always_ready=True))
+        Only with ``weights=None``: each transfer writes ``data`` (lane 0 in the least
+        significant bits) to weight word ``addr``. Only while no event is being issued (the
+        write takes the memory's single port); the caller guarantees it.
     """
 
-    def __init__(self, *, weights: Sequence[int], n_targets: int, n_columns: int, lanes: int, weight_bits: int,
+    def __init__(self, *, weights: Sequence[int] | None, n_targets: int, n_columns: int, lanes: int, weight_bits: int,
                  acc_bits: int, column_shifts: Sequence[tuple[int, int]] = ((0, 0),)):
         for name, value in (("n_targets", n_targets), ("n_columns", n_columns), ("lanes", lanes),
                             ("weight_bits", weight_bits), ("acc_bits", acc_bits)):
@@ -116,28 +146,54 @@ class EventAccumulator(wiring.Component):
         self.weight_bits = weight_bits
         self.acc_bits = acc_bits
         self.column_shifts = tuple(shifts)
-        words = list(weights)
-        if len(words) != n_columns * self.blocks:
-            raise ValueError(
-                f"{len(words)} weight words given; expected n_columns * blocks = {n_columns} * {self.blocks} "
-                f"= {n_columns * self.blocks}"
-            )
+        depth = n_columns * self.blocks
         weight_layout = data.ArrayLayout(signed(weight_bits), lanes)
-        if any(not 0 <= word < 1 << weight_layout.size for word in words):
-            raise ValueError(f"weight words must be unsigned {weight_layout.size}-bit integers")
-        self.weights = memory.Memory(shape=weight_layout, depth=len(words),
-                                     init=[data.Const(weight_layout, word) for word in words])
+        self.writable = weights is None
+        if self.writable:
+            init = []
+        else:
+            words = list(weights)
+            if len(words) != depth:
+                raise ValueError(
+                    f"{len(words)} weight words given; expected n_columns * blocks = {n_columns} * {self.blocks} "
+                    f"= {depth}"
+                )
+            if any(not 0 <= word < 1 << weight_layout.size for word in words):
+                raise ValueError(f"weight words must be unsigned {weight_layout.size}-bit integers")
+            init = [data.Const(weight_layout, word) for word in words]
+        self.weights = memory.Memory(shape=weight_layout, depth=depth, init=init,
+                                     attrs={RUNTIME_LOADED: 1} if self.writable else None)
         self.sums = memory.Memory(shape=data.ArrayLayout(signed(acc_bits), lanes), depth=self.blocks, init=[])
-        super().__init__({
+        members = {
             "events": In(stream.Signature(EventLayout(n_columns))),
             "totals": Out(stream.Signature(TotalLayout(n_targets, acc_bits), always_ready=True)),
-        })
+        }
+        if self.writable:
+            members["weight_write"] = In(stream.Signature(WeightWordLayout(depth, weight_layout.size),
+                                                          always_ready=True))
+        super().__init__(members)
 
     def elaborate(self, platform):
         m = Module()
         m.submodules.weights = self.weights
         m.submodules.sums = self.sums
         weight_read = self.weights.read_port()
+        weight_address = Signal.like(weight_read.addr)  # the events' read address
+        if self.writable:
+            # One address for both ports and no read while writing: a single-port memory.
+            weight_write = self.weights.write_port()
+            shared_address = Signal.like(weight_read.addr)
+            load = self.weight_write
+            m.d.comb += [
+                shared_address.eq(Mux(load.valid, load.payload.addr, weight_address)),
+                weight_read.addr.eq(shared_address),
+                weight_read.en.eq(~load.valid),
+                weight_write.addr.eq(shared_address),
+                weight_write.data.eq(load.payload.data),
+                weight_write.en.eq(load.valid),
+            ]
+        else:
+            m.d.comb += weight_read.addr.eq(weight_address)
         sum_write = self.sums.write_port()
         # With a single block, consecutive events read the word written in the same cycle.
         sum_read = self.sums.read_port(transparent_for=(sum_write,) if self.blocks == 1 else ())
@@ -179,7 +235,7 @@ class EventAccumulator(wiring.Component):
             with m.State("ACCUMULATE"):
                 # Waits for events; issues one block per cycle, then for a flush marker.
                 m.d.comb += [
-                    weight_read.addr.eq(column * self.blocks + block),
+                    weight_address.eq(_times(column, self.blocks) + block),
                     sum_read.addr.eq(block),  # block is 0 when idle: primes the flush read
                 ]
                 with m.If(event):

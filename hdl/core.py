@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from amaranth import Module, Signal
+from amaranth import Module, Signal, unsigned
 from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -20,7 +20,8 @@ from hdl.primitives import index_shape
 from hdl.readout import READOUT_LATENCY, ReadoutUpdate
 from hdl.spike_list import SpikeList
 
-__all__ = ["STEP_OVERHEAD_CYCLES", "CycleModel", "InputKind", "OutputKind", "InputLayout", "OutputLayout", "NeuronCore"]
+__all__ = ["STEP_OVERHEAD_CYCLES", "CycleModel", "InputKind", "OutputKind", "InputLayout", "OutputLayout",
+           "WeightWriteLayout", "weight_memory_words", "NeuronCore"]
 
 #: Fixed cycles of every time step beyond the event-, neuron- and output-proportional terms of
 #: :meth:`CycleModel.step_cycles`: accepting the step marker (1), fetching the first spike for the
@@ -146,6 +147,29 @@ class OutputLayout(data.StructLayout):
         super().__init__({"kind": OutputKind, "index": index_shape(1 << width)})
 
 
+class WeightWriteLayout(data.StructLayout):
+    """Payload of :attr:`NeuronCore.weight_write`: which weight memory, the word address and the word.
+
+    ``memory``: 0 = the synaptic weights ``[w_in | w_rec]``, 1 = the readout weights ``w_out``;
+    ``addr`` and ``data`` are as wide as the deeper / wider of the two (the upper bits are
+    ignored for the other); see :func:`weight_memory_words` for the contents.
+    """
+
+    def __init__(self, addr_bits: int, word_bits: int):
+        super().__init__({"memory": unsigned(1), "addr": unsigned(addr_bits), "data": unsigned(word_bits)})
+
+
+def weight_memory_words(network: IntegerNetwork, *, lanes: int, readout_lanes: int) -> tuple[list[int], list[int]]:
+    """The contents of the core's two weight memories: (synaptic words, readout words).
+
+    Synaptic memory (``weight_write`` memory 0): the ``w_in`` image followed by the ``w_rec``
+    image of :func:`gesture_snn.intnet.memory_images` at ``lanes``; readout memory (memory 1): its
+    ``w_out`` image at ``readout_lanes``. Words are unsigned, lane 0 in the least significant bits.
+    """
+    images = memory_images(network, lanes=lanes, readout_lanes=readout_lanes)
+    return list(images["w_in"].words + images["w_rec"].words), list(images["w_out"].words)
+
+
 class NeuronCore(wiring.Component):
     """One recurrent layer of ALIF neurons with a leaky readout, time-multiplexed over ``lanes`` adders.
 
@@ -184,10 +208,18 @@ class NeuronCore(wiring.Component):
         Readout accumulators updated per cycle, 1 .. n_out; each spike costs
         ``ceil(n_out / readout_lanes)`` cycles. Default ``min(lanes, n_out)``. Fewer lanes mean
         narrower readout memories (1 is the smallest design; see docs/hardware.md).
+    weight_loading : bool
+        False: the weight memories are initialised from ``network`` (the bitstream carries
+        them). True: they start at zero, have no initial contents (so Yosys may map the
+        single-port synaptic memory to iCE40 SPRAM, which a bitstream cannot initialise) and
+        are written through the ``weight_write`` port before the first sample; ``network``
+        still supplies the sizes, widths and every other parameter.
 
-    Attributes: ``network``, ``lanes``, ``readout_lanes``, ``cycle_model`` (:class:`CycleModel`:
-    cycles per step), and the units ``synapses``, ``neurons``, ``spikes``, ``readout_synapses``,
-    ``readout`` (whose memories the simulation harness reads).
+    Attributes: ``network``, ``lanes``, ``readout_lanes``, ``weight_loading``, ``cycle_model``
+    (:class:`CycleModel`: cycles per step), ``weight_depths`` and ``weight_word_bits`` (words and
+    bits per word of the synaptic and the readout weight memory, in that order), and the units
+    ``synapses``, ``neurons``, ``spikes``, ``readout_synapses``, ``readout`` (whose memories the
+    simulation harness reads).
 
     Ports
     -----
@@ -198,9 +230,15 @@ class NeuronCore(wiring.Component):
     outputs : Out(stream.Signature(OutputLayout(n_rec, n_out)))
         Per step: a ``SPIKE`` per spiking neuron, then ``END_OF_STEP``; after the last step of a
         sample, ``CLASS``. Back-pressure stalls the core.
+    weight_write : In(stream.Signature(WeightWriteLayout(A, W)))
+        Only with ``weight_loading=True``. Writes word ``addr`` of weight memory ``memory`` (0:
+        synaptic, 1: readout) with ``data``; ``A`` and ``W`` cover the larger of the two
+        memories. Ready only while the core is idle between samples: after reset or after a
+        ``CLASS`` item, until the first input item of the next sample is offered. A pending
+        write takes precedence over that input item. Words not written read as zero.
     """
 
-    def __init__(self, *, network, lanes: int = 1, readout_lanes: int | None = None):
+    def __init__(self, *, network, lanes: int = 1, readout_lanes: int | None = None, weight_loading: bool = False):
         if not isinstance(network, IntegerNetwork):
             raise TypeError(f"network must be a gesture_snn.intnet.IntegerNetwork; got {type(network).__name__}")
         network.validate()  # sizes >= 1, widths inside intnet.WIDTH_LIMITS (all of which the datapath supports)
@@ -210,14 +248,19 @@ class NeuronCore(wiring.Component):
         self.cycle_model = CycleModel(n_in=network.n_in, n_rec=network.n_rec, n_out=network.n_out, lanes=lanes,
                                       readout_lanes=readout_lanes)
         n_rec = network.n_rec
+        if not isinstance(weight_loading, bool):
+            raise TypeError(f"weight_loading must be a bool; got {weight_loading!r}")
         self.lanes = lanes
         self.readout_lanes = readout_lanes
+        self.weight_loading = weight_loading
         weight_max = (1 << (network.weight_bits - 1)) - 1
         self.readout_acc_bits = (n_rec * weight_max).bit_length() + 1
 
-        images = memory_images(network, lanes=lanes, readout_lanes=readout_lanes)
+        synapse_words, readout_words = weight_memory_words(network, lanes=lanes, readout_lanes=readout_lanes)
+        self.weight_depths = (len(synapse_words), len(readout_words))
+        self.weight_word_bits = (lanes * network.weight_bits, readout_lanes * network.weight_bits)
         self.synapses = EventAccumulator(
-            weights=images["w_in"].words + images["w_rec"].words,
+            weights=None if weight_loading else synapse_words,
             n_targets=n_rec, n_columns=network.n_in + n_rec, lanes=lanes,
             weight_bits=network.weight_bits, acc_bits=network.acc_bits,
             column_shifts=((0, network.shift_in), (network.n_in, network.shift_rec)),
@@ -225,14 +268,19 @@ class NeuronCore(wiring.Component):
         self.neurons = AlifUpdate(network=network)
         self.spikes = SpikeList(n_rec=n_rec)
         self.readout_synapses = EventAccumulator(
-            weights=images["w_out"].words, n_targets=network.n_out, n_columns=n_rec, lanes=readout_lanes,
+            weights=None if weight_loading else readout_words,
+            n_targets=network.n_out, n_columns=n_rec, lanes=readout_lanes,
             weight_bits=network.weight_bits, acc_bits=self.readout_acc_bits,
         )
         self.readout = ReadoutUpdate(network=network, acc_bits=self.readout_acc_bits)
-        super().__init__({
+        members = {
             "inputs": In(stream.Signature(InputLayout(network.n_in))),
             "outputs": Out(stream.Signature(OutputLayout(n_rec, network.n_out))),
-        })
+        }
+        if weight_loading:
+            addr_bits = max(index_shape(depth).width for depth in self.weight_depths)
+            members["weight_write"] = In(stream.Signature(WeightWriteLayout(addr_bits, max(self.weight_word_bits))))
+        super().__init__(members)
 
     # --- gateware ------------------------------------------------------------------------------
 
@@ -259,26 +307,47 @@ class NeuronCore(wiring.Component):
         output_taken = Signal()
         readout_taken = Signal()
 
+        # Weight loading: writes are taken between samples, before the sample's first input item.
+        writing = Signal()  # a weight write is taken this cycle (it holds the input stream)
+        if self.weight_loading:
+            sample_started = Signal()  # an input item of the current sample has been offered
+            write = self.weight_write.payload
+            for index, unit in enumerate((synapses, readout_synapses)):
+                depth, word_bits = self.weight_depths[index], self.weight_word_bits[index]
+                m.d.comb += [
+                    unit.weight_write.valid.eq(writing & (write.memory == index)),
+                    unit.weight_write.payload.addr.eq(write.addr[:index_shape(depth).width]),
+                    unit.weight_write.payload.data.eq(write.data[:word_bits]),
+                ]
+
         item = self.inputs.payload
         with m.FSM(name="phase"):
             with m.State("EVENTS"):
                 # Waits for input items: events go to the synaptic accumulator, a marker ends the step's input.
+                if self.weight_loading:
+                    m.d.comb += [
+                        self.weight_write.ready.eq(first & ~sample_started),
+                        writing.eq(self.weight_write.valid & self.weight_write.ready),
+                    ]
+                    with m.If(self.inputs.valid & ~writing):
+                        m.d.sync += sample_started.eq(1)
+                offered = self.inputs.valid & ~writing  # a weight write holds the input item
                 with m.Switch(item.kind):
                     with m.Case(InputKind.EVENT):
                         in_range = item.index < n_in
                         m.d.comb += [
-                            synapses.events.valid.eq(self.inputs.valid & in_range),
+                            synapses.events.valid.eq(offered & in_range),
                             synapses.events.payload.column.eq(item.index),
-                            self.inputs.ready.eq(~in_range | synapses.events.ready),
+                            self.inputs.ready.eq(~writing & (~in_range | synapses.events.ready)),
                         ]
                     with m.Case(InputKind.END_OF_STEP, InputKind.END_OF_SAMPLE):
-                        m.d.comb += self.inputs.ready.eq(1)
-                        with m.If(self.inputs.valid):
+                        m.d.comb += self.inputs.ready.eq(~writing)
+                        with m.If(offered):
                             m.d.sync += last_of_sample.eq(item.kind == InputKind.END_OF_SAMPLE)
                             m.d.comb += spikes.start.eq(1)
                             m.next = "REPLAY"
                     with m.Default():  # reserved kind: drop
-                        m.d.comb += self.inputs.ready.eq(1)
+                        m.d.comb += self.inputs.ready.eq(~writing)
             with m.State("REPLAY"):
                 # Waits for the previous step's spikes to be added as recurrent events (columns n_in + j).
                 m.d.comb += [
@@ -346,6 +415,8 @@ class NeuronCore(wiring.Component):
                 ]
                 with m.If(self.outputs.ready):
                     m.d.sync += first.eq(1)
+                    if self.weight_loading:
+                        m.d.sync += sample_started.eq(0)
                     m.d.comb += spikes.restart.eq(1)
                     m.next = "EVENTS"
         return m

@@ -11,8 +11,9 @@ from hdl.primitives import decay, rom, saturate
 
 __all__ = ["READOUT_LATENCY", "ReadoutState", "ReadoutUpdate"]
 
-#: Cycles from an output's total entering :class:`ReadoutUpdate` to its state write.
-READOUT_LATENCY = 2
+#: Cycles from an output's total entering :class:`ReadoutUpdate` to its argmax update (the
+#: state is written one cycle earlier).
+READOUT_LATENCY = 6
 
 
 class ReadoutState(data.StructLayout):
@@ -26,8 +27,9 @@ class ReadoutUpdate(wiring.Component):
     """Updates ``n_out`` leaky readouts and their scores, one output per cycle, and tracks the argmax.
 
     For the total of output ``k`` arriving in cycle ``c`` it reads ``k``'s state and decay in
-    cycle ``c``, multiplies ``alpha_out * o`` in cycle ``c + 1`` and writes ``o`` and ``s`` in
-    cycle ``c + 2`` (:data:`READOUT_LATENCY`):
+    cycle ``c``, multiplies ``alpha_out * o`` in cycle ``c + 1``, rounds the decay in ``c + 2``,
+    adds the total in ``c + 3`` and the old score in ``c + 4``, writes ``o`` and ``s`` in cycle
+    ``c + 5`` and updates the argmax in ``c + 6`` (:data:`READOUT_LATENCY`):
 
         o_k <- sat_OW(decay(o_k, alpha_out_k) + total_k)
         s_k <- sat_SW(s_k + o_k)   (decode "mean")   or   s_k <- o_k   (decode "last")
@@ -98,7 +100,7 @@ class ReadoutUpdate(wiring.Component):
         o_old = Mux(self.first, 0, state_read.data.o)
         s_old = Mux(self.first, 0, state_read.data.s)
 
-        # Stage 2: registered product, then steps 6 and 7 and the running argmax.
+        # Stage 2: the registered product.
         s2_valid = Signal()
         s2_output = Signal.like(s1_output)
         s2_total = Signal.like(s1_total)
@@ -111,23 +113,37 @@ class ReadoutUpdate(wiring.Component):
             s2_s_old.eq(s_old),
             s2_alpha_o.eq(o_old * alpha_read.data),
         ]
-        o_new = Signal(signed(self.readout_bits))
-        s_new = Signal(signed(self.score_bits))
-        m.d.comb += o_new.eq(saturate(decay(s2_alpha_o, self.decay_bits) + s2_total, signed(self.readout_bits)))
-        if self.decode == "mean":
-            m.d.comb += s_new.eq(saturate(s2_s_old + o_new, signed(self.score_bits)))
-        else:
-            m.d.comb += s_new.eq(o_new)
+        # Stage 3: the rounded decay.
+        s3_valid, s3_output = Signal(), Signal.like(s2_output)
+        s3_total, s3_s_old = Signal.like(s2_total), Signal.like(s2_s_old)
+        s3_alpha_o = Signal(signed(self.readout_bits + 1))
+        m.d.sync += [s3_valid.eq(s2_valid), s3_output.eq(s2_output), s3_total.eq(s2_total), s3_s_old.eq(s2_s_old),
+                     s3_alpha_o.eq(decay(s2_alpha_o, self.decay_bits))]
+        # Stage 4: 6. o = sat_OW(decay(o, alpha_out) + total).
+        s4_valid, s4_output, s4_s_old = Signal(), Signal.like(s3_output), Signal.like(s3_s_old)
+        s4_o = Signal(signed(self.readout_bits))
+        m.d.sync += [s4_valid.eq(s3_valid), s4_output.eq(s3_output), s4_s_old.eq(s3_s_old),
+                     s4_o.eq(saturate(s3_alpha_o + s3_total, signed(self.readout_bits)))]
+        # Stage 5: the exact score sum (decode "mean") or the readout itself ("last").
+        s5_valid, s5_output, s5_o = Signal(), Signal.like(s4_output), Signal.like(s4_o)
+        s5_sum = Signal(signed(self.score_bits + 1))
+        m.d.sync += [s5_valid.eq(s4_valid), s5_output.eq(s4_output), s5_o.eq(s4_o),
+                     s5_sum.eq(s4_s_old + s4_o if self.decode == "mean" else s4_o)]
+        # Stage 6: 7. s = sat_SW(sum); write back.
+        s6_valid, s6_output = Signal(), Signal.like(s5_output)
+        s6_s = Signal(signed(self.score_bits))
+        m.d.sync += [s6_valid.eq(s5_valid), s6_output.eq(s5_output),
+                     s6_s.eq(saturate(s5_sum, signed(self.score_bits)))]
         m.d.comb += [
-            state_write.addr.eq(s2_output),
-            state_write.data.o.eq(o_new),
-            state_write.data.s.eq(s_new),
-            state_write.en.eq(s2_valid),
-            self.busy.eq(s1_valid | s2_valid),
+            state_write.addr.eq(s5_output),
+            state_write.data.o.eq(s5_o),
+            state_write.data.s.eq(saturate(s5_sum, signed(self.score_bits))),
+            state_write.en.eq(s5_valid),
+            self.busy.eq(s1_valid | s2_valid | s3_valid | s4_valid | s5_valid | s6_valid),
         ]
-
+        # The running argmax, one stage later.
         best_score = Signal(signed(self.score_bits))
         best_output = self.prediction
-        with m.If(s2_valid & ((s2_output == 0) | (s_new > best_score))):
-            m.d.sync += [best_score.eq(s_new), best_output.eq(s2_output)]
+        with m.If(s6_valid & ((s6_output == 0) | (s6_s > best_score))):
+            m.d.sync += [best_score.eq(s6_s), best_output.eq(s6_output)]
         return m

@@ -5,7 +5,9 @@ per-cycle Python beyond waiting for hand-shakes), reads every state back from th
 memories at each end-of-step marker, and returns one :class:`HdlTrace` per sample with the
 cycles each step took. :func:`compare` finds the first value that differs from a
 :class:`~gesture_snn.golden.GoldenTrace`; :func:`check_against_golden` does both, stopping at the
-first mismatching sample, and is what ``gesture-snn simulate`` and the tests call.
+first mismatching sample, and is what ``gesture-snn simulate`` and the tests call. With
+``weight_loading=True`` the core's weight memories start at zero and :func:`load_weights` writes
+them through the core's ``weight_write`` port before the first sample, as a board does.
 """
 
 from __future__ import annotations
@@ -16,9 +18,10 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
-from hdl.core import InputKind, NeuronCore, OutputKind
+from hdl.core import InputKind, NeuronCore, OutputKind, weight_memory_words
 
-__all__ = ["CLOCK_HZ", "HdlTrace", "Mismatch", "CheckResult", "simulate", "compare", "check_against_golden"]
+__all__ = ["CLOCK_HZ", "HdlTrace", "Mismatch", "CheckResult", "simulate", "load_weights", "compare",
+           "check_against_golden"]
 
 #: Clock of the simulation (only the time axis of a VCD depends on it): the iCEBreaker's 12 MHz.
 CLOCK_HZ = 12e6
@@ -89,6 +92,7 @@ def simulate(
     *,
     lanes: int = 1,
     readout_lanes: int | None = None,
+    weight_loading: bool = False,
     vcd_path: str | os.PathLike | None = None,
     on_sample: Callable[[int, HdlTrace], bool] | None = None,
 ) -> list[HdlTrace]:
@@ -104,6 +108,9 @@ def simulate(
     x : array [B, T, n_in] of 0/1
     lanes, readout_lanes : int
         Passed to :class:`NeuronCore`.
+    weight_loading : bool
+        Passed to :class:`NeuronCore`; when True the weights are written through its
+        ``weight_write`` port (:func:`load_weights`) before the first sample.
     vcd_path : path, optional
         Write a waveform of the whole run (large: every signal, every cycle).
     on_sample : callable(sample_index, trace) -> bool, optional
@@ -116,10 +123,12 @@ def simulate(
     from gesture_snn.golden import check_binary_input
 
     x = check_binary_input(x, network.n_in)
-    core = NeuronCore(network=network, lanes=lanes, readout_lanes=readout_lanes)
+    core = NeuronCore(network=network, lanes=lanes, readout_lanes=readout_lanes, weight_loading=weight_loading)
     traces: list[HdlTrace] = []
 
     async def testbench(ctx):
+        if weight_loading:
+            await load_weights(ctx, core)
         ctx.set(core.outputs.ready, 1)
         for index, sample in enumerate(x):
             traces.append(await _run_sample(ctx, core, sample))
@@ -135,6 +144,42 @@ def simulate(
         with sim.write_vcd(os.fspath(vcd_path)):
             sim.run()
     return traces
+
+
+async def load_weights(ctx, core: NeuronCore, network=None) -> int:
+    """Write both weight memories of a ``weight_loading`` core through its ``weight_write`` port.
+
+    Writes every word of :func:`~hdl.core.weight_memory_words` of ``network`` (default: the
+    core's own), synaptic memory first, one word per cycle while the port is ready, and returns
+    the cycles it took. Call it from a testbench while the core is between samples; ``network``
+    must have the core's sizes and weight width.
+    """
+    if not core.weight_loading:
+        raise ValueError("the core was built with weight_loading=False: its weights are fixed in the memories' init")
+    network = core.network if network is None else network
+    images = weight_memory_words(network, lanes=core.lanes, readout_lanes=core.readout_lanes)
+    if tuple(map(len, images)) != core.weight_depths or network.weight_bits != core.network.weight_bits:
+        raise ValueError(
+            f"the network's weight memories ({len(images[0])} and {len(images[1])} words of {network.weight_bits}-bit "
+            f"weights) do not match the core's ({core.weight_depths[0]} and {core.weight_depths[1]} words of "
+            f"{core.network.weight_bits}-bit weights)"
+        )
+    port = core.weight_write
+    layout = port.payload.shape()
+    raw = port.payload.as_value()  # one integer per word: building a layout view per word is slow
+    memory_at, addr_at, data_at = (layout[name].offset for name in ("memory", "addr", "data"))
+    cycles = 0
+    ctx.set(port.valid, 1)
+    for memory, words in enumerate(images):
+        for addr, word in enumerate(words):
+            ctx.set(raw, memory << memory_at | addr << addr_at | word << data_at)
+            while True:
+                _, _, ready = await ctx.tick().sample(port.ready)
+                cycles += 1
+                if ready:
+                    break
+    ctx.set(port.valid, 0)
+    return cycles
 
 
 async def _run_sample(ctx, core: NeuronCore, sample: np.ndarray) -> HdlTrace:
@@ -228,12 +273,14 @@ def check_against_golden(
     *,
     lanes: int = 1,
     readout_lanes: int | None = None,
+    weight_loading: bool = False,
     vcd_path: str | os.PathLike | None = None,
     on_sample: Callable[[int, HdlTrace, Mismatch | None], None] | None = None,
 ) -> CheckResult:
     """Simulate ``x`` [B, T, n_in] on the gateware and compare every value of every step with the golden model.
 
-    ``lanes`` and ``readout_lanes`` are passed to :class:`NeuronCore`. Stops after the first sample with a mismatch. ``on_sample(index, trace, mismatch)`` is
+    ``lanes``, ``readout_lanes`` and ``weight_loading`` are passed to :func:`simulate`. Stops
+    after the first sample with a mismatch. ``on_sample(index, trace, mismatch)`` is
     called after each sample (e.g. to advance a progress bar). For a trained network on real
     samples::
 
@@ -254,5 +301,6 @@ def check_against_golden(
             return False
         return True
 
-    traces = simulate(network, x, lanes=lanes, readout_lanes=readout_lanes, vcd_path=vcd_path, on_sample=after_sample)
+    traces = simulate(network, x, lanes=lanes, readout_lanes=readout_lanes, weight_loading=weight_loading,
+                      vcd_path=vcd_path, on_sample=after_sample)
     return CheckResult(traces=traces, golden=golden, mismatch=found[0] if found else None)

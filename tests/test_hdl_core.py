@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from gesture_snn.golden import run_golden
 from gesture_snn.intnet import IntegerNetwork, random_network
 from hdl.accumulator import EventAccumulator
-from hdl.core import CycleModel, InputKind, NeuronCore, OutputKind
+from hdl.core import STEP_OVERHEAD_CYCLES, CycleModel, InputKind, NeuronCore, OutputKind
 from hdl.sim import Mismatch, check_against_golden, compare
 
 
@@ -196,9 +196,10 @@ def test_compare_reports_the_first_difference():
 def test_cycle_formula_by_hand():
     model = CycleModel(n_in=512, n_rec=128, n_out=11, lanes=8, readout_lanes=3)
     assert (model.blocks, model.readout_blocks) == (16, 4)
-    # (E + P) * 16 + S * 4 + 128 + 11 + 12
-    assert model.step_cycles(input_events=100, previous_spikes=10, spikes=12) == 110 * 16 + 48 + 151
-    assert model.worst_case_step_cycles() == (512 + 128) * 16 + 128 * 4 + 151 + 1
+    # (E + P) * 16 + S * 4 + 128 + 11 + 20
+    assert STEP_OVERHEAD_CYCLES == 20
+    assert model.step_cycles(input_events=100, previous_spikes=10, spikes=12) == 110 * 16 + 48 + 159
+    assert model.worst_case_step_cycles() == (512 + 128) * 16 + 128 * 4 + 159 + 1
 
 
 @pytest.mark.parametrize(
