@@ -63,23 +63,19 @@ def parse_args(argv=None):
 
 def design_and_inputs(args):
     """(network, x [samples, T, n_in] bool, description)."""
-    from gesture_snn.intnet import IntegerNetwork, random_network
+    from gesture_snn.intnet import random_network
 
     rng = np.random.default_rng(args.seed)
     if args.run is None:
         network = random_network(rng, *PRESET)
         x = rng.random((args.samples, args.steps, network.n_in)) < args.activity
         return network, x, f"random {'-'.join(map(str, PRESET))} network (seed {args.seed}), activity {args.activity}"
-    from gesture_snn.config import RunConfig
-    from gesture_snn.data import load_frames
+    from gesture_snn.runs import IntegerRun
 
-    run = Path(args.run)
-    network = IntegerNetwork.load(run / "integer")
-    config = RunConfig.load(run / "config.json")
-    frames = load_frames(args.data or config.data, train=False, config=config.frames, progress=False)
-    count = min(args.samples, len(frames))
-    x = frames.frames[:count].reshape(count, config.frames.n_steps, network.n_in).astype(bool)
-    return network, x, f"{run}/integer, first {count} test samples"
+    run = IntegerRun.load(Path(args.run))
+    inputs, _ = run.test_inputs(data=args.data)
+    x = inputs[: args.samples].astype(bool)
+    return run.network, x, f"{args.run}/integer, first {len(x)} test samples"
 
 
 def bench_amaranth(network, x, *, lanes, readout_lanes):

@@ -14,8 +14,9 @@ On disk an integer network is a directory (format ``gesture-snn-integer-network`
 :meth:`IntegerNetwork.load` checks the format name and version, every shape, dtype and checksum,
 and every value range, and names the file, index and value of the first thing that is wrong.
 
-:func:`memory_images` packs the parameters into memory words for the gateware, and
-:func:`write_memory_images` writes them as ``$readmemh`` files.
+:func:`memory_images` packs the parameters into memory words for the gateware,
+:func:`weight_memory_words` lists the words of the neuron core's two weight memories (what a board
+loads at run time), and :func:`write_memory_images` writes the images as ``$readmemh`` files.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ __all__ = [
     "IntegerNetworkFormatError",
     "MemoryImage",
     "memory_images",
+    "weight_memory_words",
     "write_memory_images",
     "random_network",
 ]
@@ -513,6 +515,23 @@ def memory_images(net: IntegerNetwork, *, lanes: int = 1, readout_lanes: int | N
         )
         for name, matrix, n_lanes, bits, signed, layout in specs
     }
+
+
+def weight_memory_words(net: IntegerNetwork, *, lanes: int, readout_lanes: int) -> tuple[list[int], list[int]]:
+    """The contents of the neuron core's two weight memories: (synaptic words, readout words).
+
+    Synaptic memory (memory 0 of the core's weight port and of the board protocol's LOAD_WEIGHT):
+    the ``w_in`` image followed by the ``w_rec`` image of :func:`memory_images` at ``lanes``, so
+    ``(n_in + n_rec) * ceil(n_rec / lanes)`` words of ``lanes`` weights; address
+    ``i * G + g`` (G = ceil(n_rec / lanes)) holds the weights from input ``i``, address
+    ``(n_in + k) * G + g`` those from recurrent neuron ``k``, onto neurons ``g * lanes + l``.
+    Readout memory (memory 1): the ``w_out`` image at ``readout_lanes``, ``n_rec * ceil(n_out /
+    readout_lanes)`` words of ``readout_lanes`` weights. Words are unsigned, lane 0 in the least
+    significant bits, each weight two's complement in ``weight_bits``. Refuses lane counts out of
+    range as :func:`memory_images` does.
+    """
+    images = memory_images(net, lanes=lanes, readout_lanes=readout_lanes)
+    return list(images["w_in"].words + images["w_rec"].words), list(images["w_out"].words)
 
 
 def write_memory_images(

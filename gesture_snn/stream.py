@@ -43,7 +43,7 @@ from typing import Iterable, Iterator, Sequence
 import numpy as np
 
 from gesture_snn.errors import UserError
-from gesture_snn.intnet import memory_images
+from gesture_snn.intnet import weight_memory_words
 
 __all__ = [
     "PROTOCOL_VERSION", "MAGIC", "DEFAULT_BAUD", "Command", "ReplyCode", "LinkErrors",
@@ -338,15 +338,13 @@ def encode_load(memory: int, address: int, word: int, *, word_bytes: int) -> byt
             + word.to_bytes(word_bytes, "little"))
 
 
-def _weight_words(network, *, lanes: int, readout_lanes: int) -> tuple[list[int], list[int]]:
-    """The two weight memories' words: ([w_in | w_rec] image, w_out image) of :func:`~gesture_snn.intnet.memory_images`."""
-    images = memory_images(network, lanes=lanes, readout_lanes=readout_lanes)
-    return list(images["w_in"].words + images["w_rec"].words), list(images["w_out"].words)
-
-
 def encode_weights(network, info: DeviceInfo) -> Iterator[bytes]:
-    """LOAD_WEIGHT frames for every word of both weight memories, packed for the board's lanes."""
-    for memory, words in enumerate(_weight_words(network, lanes=info.lanes, readout_lanes=info.readout_lanes)):
+    """LOAD_WEIGHT frames for every word of both weight memories, packed for the board's lanes.
+
+    The words are :func:`~gesture_snn.intnet.weight_memory_words` at the board's ``lanes`` and
+    ``readout_lanes``; memory 0 (synaptic) first, each memory from address 0 up.
+    """
+    for memory, words in enumerate(weight_memory_words(network, lanes=info.lanes, readout_lanes=info.readout_lanes)):
         for address, word in enumerate(words):
             yield encode_load(memory, address, word, word_bytes=info.word_bytes)
 

@@ -2,11 +2,14 @@
 
 :class:`SerialNeuronCore` is the board-independent part: UART receiver, :class:`~hdl.protocol.CommandDecoder`,
 :class:`~hdl.core.NeuronCore`, :class:`~hdl.protocol.ReplyEncoder` and UART transmitter, with
-status signals for LEDs. :class:`BoardTop` wraps it for one :class:`Board`: its only ports are
-the board's pins, it makes the ``sync`` clock domain from the oscillator pin with a power-on
-reset, and drives the LEDs. :func:`top_for_target` and :func:`constraints_for_target` give the
-build flow the top and the pin constraints (.pcf for nextpnr-ice40, .lpf for nextpnr-ecp5) of
-a target. docs/boards.md describes the pins, the LEDs and the byte protocol.
+status signals for LEDs. A :class:`Board` is the pins of one board; the FPGA on it (family,
+device, package), its oscillator frequency and the core's defaults are the build target's
+(:class:`hdl.targets.Target`, the one table of them). :class:`BoardTop` wraps the core for one
+target: its only ports are the board's pins, it makes the ``sync`` clock domain from the
+oscillator pin with a power-on reset, and drives the LEDs. :func:`top_for_target` and
+:func:`constraints_for_target` give the build flow the top and the pin constraints (.pcf for
+nextpnr-ice40, .lpf for nextpnr-ecp5) of a target. docs/boards.md describes the pins, the LEDs
+and the byte protocol.
 """
 
 from __future__ import annotations
@@ -20,10 +23,11 @@ from amaranth.lib.wiring import In, Out
 from gesture_snn.stream import DEFAULT_BAUD, DeviceInfo, LinkErrors
 from hdl.core import NeuronCore, OutputKind
 from hdl.protocol import ERROR_BITS, CommandDecoder, ReplyEncoder
+from hdl import targets
 from hdl.uart import UARTReceiver, UARTTransmitter, uart_divisor
 
 __all__ = [
-    "StatusLayout", "SerialNeuronCore", "Pin", "Board", "Target", "ICEBREAKER", "ULX3S", "TARGETS",
+    "StatusLayout", "SerialNeuronCore", "Pin", "Board", "ICEBREAKER", "ULX3S", "BOARDS",
     "BoardTop", "top_for_target", "constraints_for_target",
 ]
 
@@ -157,21 +161,17 @@ class Pin:
 
 @dataclass(frozen=True)
 class Board:
-    """A board: FPGA family and package, oscillator frequency, and the pins a board top uses.
+    """A board: its name (:attr:`hdl.targets.Target.board`) and the pins a board top uses.
 
-    ``family``: "ice40" (constraints as .pcf) or "ecp5" (.lpf). ``pins`` must hold exactly one
-    "clock", "uart_rx" and "uart_tx" pin.
+    ``pins`` must hold exactly one "clock", "uart_rx" and "uart_tx" pin. The FPGA, its package
+    and the oscillator frequency are the target's (:mod:`hdl.targets`), not the board's: a board
+    can carry more than one device (the ULX3S: ``ecp5-25k`` and ``ecp5-85k``).
     """
 
     name: str
-    family: str
-    package: str
-    clock_hz: float
     pins: tuple[Pin, ...]
 
     def __post_init__(self):
-        if self.family not in ("ice40", "ecp5"):
-            raise ValueError(f"board {self.name}: family {self.family!r}; expected 'ice40' or 'ecp5'")
         for role in ("clock", "uart_rx", "uart_tx"):
             if sum(pin.role == role for pin in self.pins) != 1:
                 raise ValueError(f"board {self.name}: needs exactly one {role!r} pin")
@@ -183,39 +183,12 @@ class Board:
         """The (first) pin with ``role``."""
         return next(pin for pin in self.pins if pin.role == role)
 
-    @property
-    def constraints_filename(self) -> str:
-        return f"{self.name}.{'pcf' if self.family == 'ice40' else 'lpf'}"
-
-    def constraints(self) -> str:
-        """The pin constraint file: .pcf (nextpnr-ice40) or .lpf (nextpnr-ecp5), clock frequency included."""
-        header = f"# {self.name}: pins of the gesture-snn board top (hdl/boards.py; docs/boards.md)\n"
-        lines = []
-        mhz = self.clock_hz / 1e6
-        for pin in self.pins:
-            comment = f"  # {pin.role}{', active low' if pin.active_low else ''}"
-            if self.family == "ice40":
-                pullup = " -pullup yes" if pin.pullup else ""
-                lines.append(f"set_io -nowarn{pullup} {pin.name} {pin.site}{comment}")
-            else:
-                attrs = "IO_TYPE=LVCMOS33" + (" PULLMODE=UP" if pin.pullup else "")
-                if pin.role not in ("clock", "uart_rx", "uart_tx"):
-                    attrs += " DRIVE=4"
-                lines.append(f'LOCATE COMP "{pin.name}" SITE "{pin.site}";{comment}')
-                lines.append(f'IOBUF PORT "{pin.name}" {attrs};')
-        clock = self.pin("clock").name
-        if self.family == "ice40":
-            lines.append(f"set_frequency {clock} {mhz:g}")
-        else:
-            lines.append(f'FREQUENCY PORT "{clock}" {mhz:g} MHZ;')
-        return header + "\n".join(lines) + "\n"
-
 
 #: iCEBreaker v1.0 (iCE40UP5K-SG48, 12 MHz oscillator, FTDI FT2232H channel B as UART). Pins as
 #: in amaranth-boards' icebreaker.py and the board's icebreaker.pcf: the two on-board LEDs
 #: (active low) and the five LEDs of the snap-off section (PMOD2; LED1 is the red one in the middle).
 ICEBREAKER = Board(
-    name="icebreaker", family="ice40", package="sg48", clock_hz=12e6,
+    name="icebreaker",
     pins=(
         Pin("clk12", "35", "clock"),
         Pin("uart_rx", "6", "uart_rx", pullup=True),
@@ -235,7 +208,7 @@ ICEBREAKER = Board(
 #: receive line, RXD (L4) its transmit line; eight active-high LEDs; ``wifi_gpio0`` is held
 #: high so that the on-board ESP32 does not reset the FPGA.
 ULX3S = Board(
-    name="ulx3s", family="ecp5", package="CABGA381", clock_hz=25e6,
+    name="ulx3s",
     pins=(
         Pin("clk25", "G2", "clock"),
         Pin("uart_rx", "M1", "uart_rx", pullup=True),
@@ -253,72 +226,58 @@ ULX3S = Board(
 )
 
 
-@dataclass(frozen=True)
-class Target:
-    """A build target: the board, the FPGA device (nextpnr's name) and whether the weights are loaded at run time.
-
-    ``weight_loading``: the weights are sent by the host (LOAD_WEIGHT) instead of being part of
-    the bitstream; needed where the synaptic memory only fits SPRAM (iCE40 UP5K), whose
-    contents a bitstream cannot set.
-    """
-
-    board: Board
-    device: str
-    weight_loading: bool
-
-
-TARGETS = {
-    "ice40-up5k": Target(board=ICEBREAKER, device="up5k", weight_loading=True),
-    "ecp5-25k": Target(board=ULX3S, device="25k", weight_loading=False),
-    "ecp5-85k": Target(board=ULX3S, device="85k", weight_loading=False),
-}
-
-
-def _target(name: str) -> Target:
-    try:
-        return TARGETS[name]
-    except KeyError:
-        raise ValueError(f"unknown target {name!r}; expected one of {', '.join(TARGETS)}") from None
+#: The boards by name (:attr:`hdl.targets.Target.board`).
+BOARDS: dict[str, Board] = {board.name: board for board in (ICEBREAKER, ULX3S)}
 
 
 class BoardTop(wiring.Component):
-    """A :class:`SerialNeuronCore` on a board: ports are exactly the board's pins.
+    """A :class:`SerialNeuronCore` on a build target's board: ports are exactly the board's pins.
 
-    The ``sync`` domain is clocked by the oscillator pin and held in reset for ``reset_cycles``
-    cycles after configuration (a counter whose flip-flops start at zero; the iCE40 block RAMs
-    need a few microseconds after configuration before they read correctly). The UART divisor
-    is computed from the board's clock and ``baud`` (:func:`hdl.uart.uart_divisor` refuses a baud
-    rate more than 2 % off).
+    The ``sync`` domain is clocked by the oscillator pin (``target.clock_mhz``) and held in reset
+    for ``reset_cycles`` cycles after configuration (a counter whose flip-flops start at zero; the
+    iCE40 block RAMs need a few microseconds after configuration before they read correctly). The
+    UART divisor is computed from the clock and ``baud`` (:func:`hdl.uart.uart_divisor` refuses a
+    baud rate more than 2 % off).
 
     Parameters (keyword-only)
     -------------------------
-    board : Board
+    target : hdl.targets.Target
+        The build target: its board (``BOARDS[target.board]``), clock and default weight loading.
     network : gesture_snn.intnet.IntegerNetwork
-    lanes, readout_lanes, weight_loading
+    lanes, readout_lanes
         Passed to :class:`~hdl.core.NeuronCore`.
+    weight_loading : bool or None
+        Passed to :class:`~hdl.core.NeuronCore`; None (default): ``target.weight_loading`` (True
+        on the UP5K, whose synaptic weights live in SPRAM, False on the ECP5, whose block RAMs the
+        bitstream initialises).
     baud : int
         UART bits per second, default 115200.
     reset_cycles : int
         Power-on reset length in clock cycles, at least 1 (default 4096: 341 us at 12 MHz).
 
-    Attributes: ``board``, ``system`` (the :class:`SerialNeuronCore`), ``baud``.
+    Attributes: ``target``, ``board``, ``system`` (the :class:`SerialNeuronCore`), ``baud``.
 
     Ports
     -----
-    One 1-bit port per :class:`Pin` of ``board``, named as the pin: the clock and ``uart_rx``
+    One 1-bit port per :class:`Pin` of the board, named as the pin: the clock and ``uart_rx``
     are inputs, everything else an output.
     """
 
-    def __init__(self, *, board: Board, network, lanes: int = 1, readout_lanes: int | None = None,
-                 weight_loading: bool = False, baud: int = DEFAULT_BAUD, reset_cycles: int = 4096):
-        if not isinstance(board, Board):
-            raise TypeError(f"board must be an hdl.boards.Board; got {type(board).__name__}")
+    def __init__(self, *, target: targets.Target, network, lanes: int = 1, readout_lanes: int | None = None,
+                 weight_loading: bool | None = None, baud: int = DEFAULT_BAUD, reset_cycles: int = 4096):
+        if not isinstance(target, targets.Target):
+            raise TypeError(f"target must be an hdl.targets.Target; got {type(target).__name__}")
+        if target.board not in BOARDS:
+            raise ValueError(f"target {target.name}: no pins for board {target.board!r}; boards: {', '.join(BOARDS)}")
         if isinstance(reset_cycles, bool) or not isinstance(reset_cycles, int) or reset_cycles < 1:
             raise ValueError(f"reset_cycles = {reset_cycles!r}; expected a positive integer (clock cycles)")
-        self.board = board
+        if weight_loading is None:
+            weight_loading = target.weight_loading
+        self.target = target
+        self.board = board = BOARDS[target.board]
         self.baud = baud
         self.reset_cycles = reset_cycles
-        self.system = SerialNeuronCore(network=network, divisor=uart_divisor(clock_hz=board.clock_hz, baud=baud),
+        self.system = SerialNeuronCore(network=network, divisor=uart_divisor(clock_hz=target.clock_hz, baud=baud),
                                        lanes=lanes, readout_lanes=readout_lanes, weight_loading=weight_loading)
         super().__init__({
             pin.name: In(1, init=1 if pin.role == "uart_rx" else 0) if pin.role in ("clock", "uart_rx") else Out(1)
@@ -342,7 +301,7 @@ class BoardTop(wiring.Component):
         m.d.comb += [system.rx.eq(getattr(self, board.pin("uart_rx").name)),
                      getattr(self, board.pin("uart_tx").name).eq(system.tx)]
 
-        heartbeat = Signal(max(1, int(board.clock_hz).bit_length() - 1))  # top bit: a period of 2^w / clock, 0.7 s
+        heartbeat = Signal(max(1, int(self.target.clock_hz).bit_length() - 1))  # top bit: a period of 2^w / clock, 0.7 s
         m.d.sync += heartbeat.eq(heartbeat + 1)
         status = system.status
         levels = {"heartbeat": heartbeat[-1], "error": status.error, "busy": status.busy,
@@ -357,16 +316,36 @@ class BoardTop(wiring.Component):
 def top_for_target(target: str, network, **options) -> BoardTop:
     """The :class:`BoardTop` of a build target ("ice40-up5k": iCEBreaker, "ecp5-25k" / "ecp5-85k": ULX3S).
 
-    ``options`` go to :class:`BoardTop` (``lanes``, ``readout_lanes``, ``baud``, ``reset_cycles``,
-    ``weight_loading``); ``weight_loading`` defaults to the target's (True on the UP5K, whose
-    synaptic weights live in SPRAM, False on the ECP5, whose block RAMs the bitstream initialises).
+    ``options`` go to :class:`BoardTop` (``lanes``, ``readout_lanes``, ``weight_loading``, ``baud``,
+    ``reset_cycles``); ValueError for an unknown target.
     """
-    spec = _target(target)
-    options.setdefault("weight_loading", spec.weight_loading)
-    return BoardTop(board=spec.board, network=network, **options)
+    return BoardTop(target=targets.target(target), network=network, **options)
 
 
 def constraints_for_target(target: str) -> tuple[str, str]:
-    """``(filename, text)`` of the pin constraint file of a target's board: a .pcf or an .lpf."""
-    board = _target(target).board
-    return board.constraints_filename, board.constraints()
+    """``(filename, text)`` of the pin constraint file of a target's board, the target's clock included.
+
+    ``<board>.pcf`` for nextpnr-ice40 or ``<board>.lpf`` for nextpnr-ecp5, by the target's family;
+    ValueError for an unknown target.
+    """
+    spec = targets.target(target)
+    board = BOARDS[spec.board]
+    ice40 = spec.family == "ice40"
+    lines = [f"# {board.name}: pins of the gesture-snn board top (hdl/boards.py; docs/boards.md)"]
+    for pin in board.pins:
+        comment = f"  # {pin.role}{', active low' if pin.active_low else ''}"
+        if ice40:
+            pullup = " -pullup yes" if pin.pullup else ""
+            lines.append(f"set_io -nowarn{pullup} {pin.name} {pin.site}{comment}")
+        else:
+            attrs = "IO_TYPE=LVCMOS33" + (" PULLMODE=UP" if pin.pullup else "")
+            if pin.role not in ("clock", "uart_rx", "uart_tx"):
+                attrs += " DRIVE=4"
+            lines.append(f'LOCATE COMP "{pin.name}" SITE "{pin.site}";{comment}')
+            lines.append(f'IOBUF PORT "{pin.name}" {attrs};')
+    clock = board.pin("clock").name
+    if ice40:
+        lines.append(f"set_frequency {clock} {spec.clock_mhz:g}")
+    else:
+        lines.append(f'FREQUENCY PORT "{clock}" {spec.clock_mhz:g} MHZ;')
+    return f"{board.name}.{'pcf' if ice40 else 'lpf'}", "\n".join(lines) + "\n"

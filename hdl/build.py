@@ -47,7 +47,7 @@ from hdl.targets import RamBlock, Target
 __all__ = [
     "BuildError", "FitError", "MemoryUse", "ResourceEstimate", "rtlil_memories", "rtlil_multipliers",
     "estimate_resources", "check_estimate", "synthesis_usage", "check_synthesis", "parse_nextpnr_report",
-    "yosys_synthesis_script", "verilog_export_script", "check_target_consistency", "BuildResult", "build",
+    "yosys_synthesis_script", "verilog_export_script", "BuildResult", "build",
     "find_tool", "performance", "report_section",
 ]
 
@@ -433,27 +433,6 @@ def _run_tool(name: str, args: list[str], *, cwd: Path, log: str, progress: Prog
     return time.monotonic() - started
 
 
-def check_target_consistency(target: Target) -> None:
-    """ValueError unless :mod:`hdl.boards` builds ``target`` for the same board, family, package, clock and device."""
-    from hdl import boards
-
-    spec = boards.TARGETS.get(target.name)
-    if spec is None:
-        raise ValueError(f"hdl.boards has no top for target {target.name!r}")
-    board = spec.board
-    mismatches = [
-        f"{what}: targets {mine!r}, boards {theirs!r}"
-        for what, mine, theirs in (
-            ("board", target.board, board.name), ("family", target.family, board.family),
-            ("package", target.package.lower(), board.package.lower()), ("device", target.device, spec.device),
-            ("clock_hz", target.clock_hz, board.clock_hz),
-            ("weight_loading", target.weight_loading, spec.weight_loading),
-        ) if mine != theirs
-    ]
-    if mismatches:
-        raise ValueError(f"hdl.targets and hdl.boards disagree about {target.name}: " + "; ".join(mismatches))
-
-
 # --------------------------------------------------------------------------------------------
 # The build
 
@@ -533,7 +512,6 @@ def build(network, target: Target, out_dir: str | os.PathLike, *, lanes: int, re
     say(f"[1/5] elaborate the {target.board} top ({network.n_in} -> {network.n_rec} -> {network.n_out}, "
         f"{lanes} lanes, {readout_lanes} readout lanes, weights {weights})")
     started = time.monotonic()
-    check_target_consistency(target)
     top = top_for_target(target.name, network, lanes=lanes, readout_lanes=readout_lanes,
                          weight_loading=target.weight_loading)
     rtlil = rtlil_backend.convert(top, name=TOP_NAME, emit_src=False)

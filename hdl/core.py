@@ -13,7 +13,7 @@ from amaranth import Module, Signal, unsigned
 from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from gesture_snn.intnet import IntegerNetwork, memory_images
+from gesture_snn.intnet import IntegerNetwork, weight_memory_words
 from hdl.accumulator import EventAccumulator
 from hdl.alif import ALIF_LATENCY, AlifUpdate
 from hdl.primitives import index_shape
@@ -21,7 +21,7 @@ from hdl.readout import READOUT_LATENCY, ReadoutUpdate
 from hdl.spike_list import SpikeList
 
 __all__ = ["STEP_OVERHEAD_CYCLES", "CycleModel", "InputKind", "OutputKind", "InputLayout", "OutputLayout",
-           "WeightWriteLayout", "weight_memory_words", "NeuronCore"]
+           "WeightWriteLayout", "NeuronCore"]
 
 #: Fixed cycles of every time step beyond the event-, neuron- and output-proportional terms of
 #: :meth:`CycleModel.step_cycles`: accepting the step marker (1), fetching the first spike for the
@@ -152,22 +152,11 @@ class WeightWriteLayout(data.StructLayout):
 
     ``memory``: 0 = the synaptic weights ``[w_in | w_rec]``, 1 = the readout weights ``w_out``;
     ``addr`` and ``data`` are as wide as the deeper / wider of the two (the upper bits are
-    ignored for the other); see :func:`weight_memory_words` for the contents.
+    ignored for the other); see :func:`gesture_snn.intnet.weight_memory_words` for the contents.
     """
 
     def __init__(self, addr_bits: int, word_bits: int):
         super().__init__({"memory": unsigned(1), "addr": unsigned(addr_bits), "data": unsigned(word_bits)})
-
-
-def weight_memory_words(network: IntegerNetwork, *, lanes: int, readout_lanes: int) -> tuple[list[int], list[int]]:
-    """The contents of the core's two weight memories: (synaptic words, readout words).
-
-    Synaptic memory (``weight_write`` memory 0): the ``w_in`` image followed by the ``w_rec``
-    image of :func:`gesture_snn.intnet.memory_images` at ``lanes``; readout memory (memory 1): its
-    ``w_out`` image at ``readout_lanes``. Words are unsigned, lane 0 in the least significant bits.
-    """
-    images = memory_images(network, lanes=lanes, readout_lanes=readout_lanes)
-    return list(images["w_in"].words + images["w_rec"].words), list(images["w_out"].words)
 
 
 class NeuronCore(wiring.Component):

@@ -18,7 +18,8 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
-from hdl.core import InputKind, NeuronCore, OutputKind, weight_memory_words
+from gesture_snn.intnet import weight_memory_words
+from hdl.core import InputKind, NeuronCore, OutputKind
 
 __all__ = ["CLOCK_HZ", "HdlTrace", "Mismatch", "CheckResult", "simulate", "load_weights", "compare",
            "check_against_golden"]
@@ -149,7 +150,7 @@ def simulate(
 async def load_weights(ctx, core: NeuronCore, network=None) -> int:
     """Write both weight memories of a ``weight_loading`` core through its ``weight_write`` port.
 
-    Writes every word of :func:`~hdl.core.weight_memory_words` of ``network`` (default: the
+    Writes every word of :func:`~gesture_snn.intnet.weight_memory_words` of ``network`` (default: the
     core's own), synaptic memory first, one word per cycle while the port is ready, and returns
     the cycles it took. Call it from a testbench while the core is between samples; ``network``
     must have the core's sizes and weight width.

@@ -3,8 +3,9 @@
 A :class:`Target` names one ``gesture-snn build --target``: the nextpnr device and package, the
 board clock, every resource the fit check compares against (logic, flip-flops, block RAM, SPRAM,
 multipliers, I/O), and the defaults of the neuron core on it (lanes, weight loading).
-:data:`TARGETS` holds them by name. The board side (pins, UART, the top) is :mod:`hdl.boards`;
-:func:`hdl.build.check_target_consistency` checks that both agree.
+:data:`TARGETS` holds them by name and is the one source of these facts: the board side (pins,
+UART, the top, the constraint files) is :mod:`hdl.boards`, which takes the clock, the FPGA family
+and the default weight loading from here.
 
 Numbers are the vendors' data sheets (iCE40 UltraPlus family data sheet FPGA-DS-02008; ECP5
 family data sheet FPGA-DS-02012) and agree with the ``available`` counts that nextpnr reports

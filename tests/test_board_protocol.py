@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from gesture_snn import stream as link
 from gesture_snn.errors import UserError
 from gesture_snn.golden import run_golden
-from gesture_snn.intnet import random_network
+from gesture_snn.intnet import random_network, weight_memory_words
 from gesture_snn.stream import (
     Command,
     DeviceInfo,
@@ -113,9 +113,7 @@ def test_command_encoders():
             bad()
 
 
-def test_weight_frames_hold_the_cores_memory_images():
-    from hdl.core import weight_memory_words
-
+def test_weight_frames_hold_the_weight_memory_words():
     net = small_network()
     info = DeviceInfo.for_network(net, lanes=4, readout_lanes=2, weight_loading=True)
     synaptic, readout = weight_memory_words(net, lanes=4, readout_lanes=2)
@@ -259,8 +257,6 @@ def test_board_link_session_against_the_fake_board():
     info.check_network(net)
     assert info == board.info
     session.load_weights(net)
-    from hdl.core import weight_memory_words
-
     synaptic, readout = weight_memory_words(net, lanes=2, readout_lanes=1)
     assert board.loaded == (dict(enumerate(synaptic)), dict(enumerate(readout)))
     x = random_samples(np.random.default_rng(0), 2, 4, net.n_in)
@@ -568,9 +564,10 @@ def test_uart_path_reports_link_errors_and_resynchronises():
 
 
 def test_targets_and_their_constraint_files():
-    from hdl.boards import ICEBREAKER, TARGETS, ULX3S, constraints_for_target
+    from hdl.boards import BOARDS, ICEBREAKER, ULX3S, constraints_for_target
+    from hdl.targets import TARGETS
 
-    assert {name: (t.board, t.weight_loading) for name, t in TARGETS.items()} == {
+    assert {name: (BOARDS[t.board], t.weight_loading) for name, t in TARGETS.items()} == {
         "ice40-up5k": (ICEBREAKER, True), "ecp5-25k": (ULX3S, False), "ecp5-85k": (ULX3S, False)}
     name, pcf = constraints_for_target("ice40-up5k")
     assert name == "icebreaker.pcf"
@@ -604,12 +601,13 @@ def test_board_top_ports_are_exactly_the_constrained_pins(target):
 
 
 def test_board_top_refuses_a_baud_rate_its_clock_cannot_make():
-    from hdl.boards import ICEBREAKER, ULX3S, BoardTop
+    from hdl.boards import BoardTop
+    from hdl.targets import target
 
     with pytest.raises(ValueError, match="7.7 % off"):
-        BoardTop(board=ICEBREAKER, network=small_network(), baud=2_600_000)
+        BoardTop(target=target("ice40-up5k"), network=small_network(), baud=2_600_000)
     with pytest.raises(ValueError, match="reset_cycles"):
-        BoardTop(board=ULX3S, network=small_network(), reset_cycles=0)
+        BoardTop(target=target("ecp5-25k"), network=small_network(), reset_cycles=0)
 
 
 def test_icebreaker_top_comes_out_of_reset_and_identifies_itself_through_its_pins():

@@ -15,6 +15,7 @@ from gesture_snn.intnet import IntegerNetwork, random_network
 from hdl.accumulator import EventAccumulator
 from hdl.core import STEP_OVERHEAD_CYCLES, CycleModel, InputKind, NeuronCore, OutputKind
 from hdl.sim import Mismatch, check_against_golden, compare
+from networks import small_network
 
 
 def expected_cycles(model: CycleModel, x: np.ndarray, z: np.ndarray) -> np.ndarray:
@@ -80,18 +81,6 @@ def test_random_networks_are_bit_exact(case):
     if any((row == row.max()).sum() > 1 for row in scores):
         event("class tie")
 
-
-def small_network(**changes) -> IntegerNetwork:
-    """n_in = 3, n_rec = 4, n_out = 3, D = 2 (decays in quarters)."""
-    params = dict(
-        w_in=[[7, -3, 5], [2, 7, -7], [0, 4, 7], [-7, 7, 7]],
-        w_rec=[[0, 3, -2, 7], [5, 0, 7, -7], [-4, 7, 0, 2], [7, -7, 3, 0]],
-        w_out=[[1, 2, 3, 4], [4, 3, 2, 1], [-1, 2, -3, 4]],
-        alpha=[3, 2, 1, 0], rho=[3, 3, 2, 1], adapt_inc=[4, 1, 0, 3], threshold_base=[3, 0, 5, 1],
-        alpha_out=[3, 2, 1], decode="mean", weight_bits=4, decay_bits=2,
-    )
-    params.update(changes)
-    return IntegerNetwork(**params)
 
 
 @pytest.mark.parametrize("lanes", [1, 2, 4])

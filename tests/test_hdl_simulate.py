@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 
 import numpy as np
 import pytest
@@ -64,3 +65,14 @@ def test_simulate_refuses_bad_arguments(run_dir, capsys):
     assert "does not divide n_rec = 8" in capsys.readouterr().err
     assert cli.main(["simulate", "--run", str(run_dir / "missing"), "--no-progress"]) == 2
     assert "integer network" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("frames, message", [
+    ({**FRAMES, "mode": "count"}, "the run's frames are in 'count' mode; the integer network takes binary input"),
+    ({**FRAMES, "size": 8}, "the run's frames have 128 inputs but .* has n_in = 32; quantize the run again"),
+])
+def test_simulate_refuses_frames_the_integer_network_does_not_take(run_dir, frames, message, capsys):
+    data = RunConfig.load(run_dir / "config.json").data
+    RunConfig.from_dict({"frames": frames, "model": {"hidden": [8]}, "data": data}).save(run_dir / "config.json")
+    assert cli.main(["simulate", "--run", str(run_dir), "--no-progress"]) == 2
+    assert re.search(message, capsys.readouterr().err)

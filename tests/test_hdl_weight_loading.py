@@ -11,10 +11,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gesture_snn.golden import run_golden
-from gesture_snn.intnet import IntegerNetwork, memory_images, random_network
+from gesture_snn.intnet import IntegerNetwork, random_network, weight_memory_words
 from hdl.accumulator import RUNTIME_LOADED
-from hdl.core import CycleModel, InputKind, NeuronCore, OutputKind, weight_memory_words
+from hdl.core import CycleModel, InputKind, NeuronCore, OutputKind
 from hdl.sim import check_against_golden, load_weights
+from networks import small_network
 
 
 def assert_loaded_core_is_bit_exact(net: IntegerNetwork, x: np.ndarray, lanes: int, readout_lanes: int):
@@ -59,18 +60,6 @@ def test_hardware_preset_sized_network_loaded_through_the_port():
     assert result.golden.z.sum() > 0
 
 
-def small_network(**changes) -> IntegerNetwork:
-    """n_in = 3, n_rec = 4, n_out = 3, D = 2."""
-    params = dict(
-        w_in=[[7, -3, 5], [2, 7, -7], [0, 4, 7], [-7, 7, 7]],
-        w_rec=[[0, 3, -2, 7], [5, 0, 7, -7], [-4, 7, 0, 2], [7, -7, 3, 0]],
-        w_out=[[1, 2, 3, 4], [4, 3, 2, 1], [-1, 2, -3, 4]],
-        alpha=[3, 2, 1, 0], rho=[3, 3, 2, 1], adapt_inc=[4, 1, 0, 3], threshold_base=[3, 0, 5, 1],
-        alpha_out=[3, 2, 1], decode="mean", weight_bits=4, decay_bits=2,
-    )
-    params.update(changes)
-    return IntegerNetwork(**params)
-
 
 def test_port_geometry_and_contents():
     net = small_network()
@@ -81,9 +70,7 @@ def test_port_geometry_and_contents():
     layout = core.weight_write.payload.shape()
     assert (layout["memory"].shape.width, layout["addr"].shape.width, layout["data"].shape.width) == (1, 4, 8)
     synaptic, readout = weight_memory_words(net, lanes=2, readout_lanes=2)
-    images = memory_images(net, lanes=2, readout_lanes=2)
-    assert synaptic == list(images["w_in"].words) + list(images["w_rec"].words)
-    assert readout == list(images["w_out"].words)
+    assert core.weight_depths == (len(synaptic), len(readout))
     for unit in (core.synapses, core.readout_synapses):
         assert unit.weights.attrs == {RUNTIME_LOADED: 1}
         assert list(unit.weights.init) == [None] * unit.weights.depth  # no initial contents given

@@ -15,6 +15,7 @@ from gesture_snn.intnet import (
     IntegerNetworkFormatError,
     memory_images,
     random_network,
+    weight_memory_words,
     write_memory_images,
 )
 
@@ -247,6 +248,28 @@ def test_memory_word_layout_by_hand():
     image = memory_images(small(), lanes=2)["w_in"]
     assert image.words == (0x71, 0x29, 0xD0)  # column 2 = (0, -3): -3 = 0xD in lane 1
     assert image.hex_lines() == ["71", "29", "d0"]
+
+
+def test_weight_memory_words_by_hand():
+    # 4-bit weights, 2 lanes, G = 1: the synaptic memory is the w_in columns (0x71, 0x29, 0xD0 as
+    # above) and then the w_rec columns (0, -5) -> 0xB0 and (5, 1) -> 0x15. Readout with 1 lane,
+    # H = 2: address j*2 + h holds w_out[h, j]; with 2 lanes address j holds (w_out[0, j], w_out[1, j]).
+    assert weight_memory_words(small(), lanes=2, readout_lanes=1) == ([0x71, 0x29, 0xD0, 0xB0, 0x15], [0x1, 0xD, 0x2, 0x4])
+    assert weight_memory_words(small(), lanes=2, readout_lanes=2)[1] == [0xD1, 0x42]
+
+
+@pytest.mark.parametrize("lanes, readout_lanes", [(1, 1), (5, 2), (3, 3)])
+def test_weight_memory_words_are_the_weight_images(lanes, readout_lanes):
+    net = random_network(np.random.default_rng(6), 4, 15, 3, weight_bits=5)
+    synaptic, readout = weight_memory_words(net, lanes=lanes, readout_lanes=readout_lanes)
+    images = memory_images(net, lanes=lanes, readout_lanes=readout_lanes)
+    assert synaptic == list(images["w_in"].words) + list(images["w_rec"].words)
+    assert readout == list(images["w_out"].words)
+    groups = -(-net.n_rec // lanes)
+    assert len(synaptic) == (net.n_in + net.n_rec) * groups
+    assert len(readout) == net.n_rec * -(-net.n_out // readout_lanes)
+    with pytest.raises(ValueError, match=r"readout_lanes = 4; expected an integer in \[1, 3\]"):
+        weight_memory_words(net, lanes=lanes, readout_lanes=4)
 
 
 def test_write_memory_images(tmp_path):

@@ -57,33 +57,19 @@ def _sample_count(text: str) -> int | None:
 
 def run(args) -> int:
     import time
-    from pathlib import Path
 
     from tqdm import tqdm
 
-    from gesture_snn.config import RunConfig
-    from gesture_snn.data import load_frames
     from gesture_snn.errors import UserError
-    from gesture_snn.intnet import IntegerNetwork
     from gesture_snn.rundir import update_report
+    from gesture_snn.runs import IntegerRun
     from hdl.core import CycleModel
     from hdl.sim import check_against_golden
 
-    run_dir = Path(args.run)
     if args.vcd is not None and args.backend != "amaranth":
         raise UserError("--vcd needs --backend amaranth (the compiled simulation writes no waveform)")
-    network = IntegerNetwork.load(run_dir / "integer")
-    config = RunConfig.load(run_dir / "config.json")
-    if config.frames.mode != "binary":
-        raise UserError(
-            f"the run's frames are in {config.frames.mode!r} mode; the integer network takes binary "
-            "input (train the hardware network with --frame-mode binary)"
-        )
-    if config.frames.n_inputs != network.n_in:
-        raise UserError(
-            f"the run's frames have {config.frames.n_inputs} inputs but {run_dir / 'integer'} has n_in = "
-            f"{network.n_in}; quantize the run again"
-        )
+    run = IntegerRun.load(args.run)
+    run_dir, network = run.run_dir, run.network
     lanes = args.lanes
     if lanes is None:
         lanes = max(d for d in range(1, min(DEFAULT_MAX_LANES, network.n_rec) + 1) if network.n_rec % d == 0)
@@ -94,11 +80,11 @@ def run(args) -> int:
     except ValueError as exc:
         raise UserError(f"--lanes / --readout-lanes: {exc}") from None
 
-    frameset = load_frames(args.data or config.data, train=False, config=config.frames, progress=args.progress)
-    if len(frameset) == 0:
-        raise UserError(f"the test split of {args.data or config.data} has no samples")
-    count = len(frameset) if args.samples is None else min(args.samples, len(frameset))
-    x = frameset.frames[:count].reshape(count, config.frames.n_steps, network.n_in)
+    inputs, labels = run.test_inputs(data=args.data, progress=args.progress)
+    if len(labels) == 0:
+        raise UserError(f"the test split of {args.data or run.config.data} has no samples")
+    count = len(labels) if args.samples is None else min(args.samples, len(labels))
+    x = inputs[:count]
 
     build = {}
     if args.backend == "cxxrtl":
@@ -143,7 +129,7 @@ def run(args) -> int:
         "simulated_cycles_per_second": round(float(cycles.sum()) / seconds, 1),
         **build,
         "predictions": [trace.prediction for trace in result.traces],
-        "labels": [int(label) for label in frameset.labels[:len(result.traces)]],
+        "labels": [int(label) for label in labels[:len(result.traces)]],
     }
     update_report(run_dir, "simulate", report)
 

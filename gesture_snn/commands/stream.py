@@ -33,33 +33,23 @@ def add_arguments(parser) -> None:
 
 def run(args) -> int:
     import time
-    from pathlib import Path
 
     import numpy as np
 
-    from gesture_snn.config import RunConfig
-    from gesture_snn.data import load_frames
     from gesture_snn.errors import UserError
     from gesture_snn.golden import run_golden
-    from gesture_snn.intnet import IntegerNetwork
     from gesture_snn.rundir import update_report
+    from gesture_snn.runs import IntegerRun
     from gesture_snn.stream import BoardLink, open_serial
 
-    run_dir = Path(args.run)
-    network = IntegerNetwork.load(run_dir / "integer")
-    config = RunConfig.load(run_dir / "config.json")
-    if config.frames.mode != "binary":
-        raise UserError(f"the run's frames are in {config.frames.mode!r} mode; the board takes binary input "
-                        "(train the hardware network with --frame-mode binary)")
-    if config.frames.n_inputs != network.n_in:
-        raise UserError(f"the run's frames have {config.frames.n_inputs} inputs but {run_dir / 'integer'} has "
-                        f"n_in = {network.n_in}; quantize the run again")
-    frameset = load_frames(args.data or config.data, train=False, config=config.frames, progress=False)
-    bad = [k for k in args.sample if not 0 <= k < len(frameset)]
+    run = IntegerRun.load(args.run)
+    run_dir, network = run.run_dir, run.network
+    inputs, labels = run.test_inputs(data=args.data)
+    bad = [k for k in args.sample if not 0 <= k < len(labels)]
     if bad:
-        raise UserError(f"--sample {bad[0]} is not a test sample; the test split has {len(frameset)} "
-                        f"(0 .. {len(frameset) - 1})")
-    x = frameset.frames[args.sample].reshape(len(args.sample), config.frames.n_steps, network.n_in)
+        raise UserError(f"--sample {bad[0]} is not a test sample; the test split has {len(labels)} "
+                        f"(0 .. {len(labels) - 1})")
+    x = inputs[args.sample]
     golden = run_golden(network, x)
 
     port = open_serial(args.port, baud=args.baud)
@@ -82,7 +72,7 @@ def run(args) -> int:
             seconds = time.perf_counter() - started
             expected = golden.z[row].astype(np.uint8)
             steps_differ = np.flatnonzero((result.spikes != expected).any(axis=1))
-            label = int(frameset.labels[k])
+            label = int(labels[k])
             if not args.quiet:
                 for t, spikes in enumerate(result.spikes):
                     marker = "" if (spikes == expected[t]).all() else (
