@@ -77,6 +77,11 @@ class ModelConfig:
         ``(min, max)`` of the membrane (also readout) and adaptation time constants, in steps.
     recurrent_gain:
         Gain of the orthogonal initialisation of the recurrent weights.
+    qat_weight_bits:
+        Quantization-aware training: the forward pass uses the folded weights ``(1 - alpha) W``
+        fake-quantized to this many bits with the quantizer's power-of-two scale rule
+        (:func:`gesture_snn.quantize.fake_quantize_folded`, straight-through gradient), 2..8;
+        None = float weights. A trained model keeps it, so its weights are the integer network's.
     """
 
     n_inputs: int = 2048
@@ -93,6 +98,7 @@ class ModelConfig:
     tau_m_bounds: tuple[float, float] = (1.0, 1000.0)
     tau_adp_bounds: tuple[float, float] = (1.0, 4000.0)
     recurrent_gain: float = 1.0
+    qat_weight_bits: int | None = None
 
     def __post_init__(self):
         for name in ("hidden", "tau_m_init", "tau_adp_init", "tau_out_init", "tau_m_bounds", "tau_adp_bounds"):
@@ -111,6 +117,10 @@ class ModelConfig:
         for name in ("tau_m_init", "tau_adp_init", "tau_out_init"):
             mean, std = getattr(self, name)
             _check(mean > 0 and std >= 0, f"{name} must be (mean > 0, std >= 0) in steps, not {(mean, std)}")
+        _check(
+            self.qat_weight_bits is None or (isinstance(self.qat_weight_bits, int) and 2 <= self.qat_weight_bits <= 8),
+            f"qat_weight_bits must be None (float weights) or 2..8 bits (what the hardware takes), not {self.qat_weight_bits!r}",
+        )
 
     @property
     def adaptive(self) -> bool:
@@ -144,6 +154,14 @@ class TrainConfig:
     seed:
         Seeds the initialisation and, with the epoch number, the order of the training data
         and the augmentation.
+    qat_epochs:
+        With ``ModelConfig.qat_weight_bits`` set: quantization-aware training in the last
+        ``qat_epochs`` epochs only (every epoch if it is None or at least ``epochs``); the
+        epochs before train the float weights. Needs ``qat_weight_bits``.
+    init_from:
+        Checkpoint file (or run directory: its ``checkpoints/best.pt``) whose model weights
+        start the run instead of the random initialisation, e.g. a float run to fine-tune with
+        quantization-aware training. The optimiser and the schedule start fresh.
     """
 
     epochs: int = 30
@@ -157,6 +175,8 @@ class TrainConfig:
     grad_clip: float = 1.0
     shift: int = 0
     seed: int = 0
+    qat_epochs: int | None = None
+    init_from: str | None = None
 
     def __post_init__(self):
         _check(self.epochs >= 1, f"epochs must be at least 1, not {self.epochs}")
@@ -168,6 +188,12 @@ class TrainConfig:
         _check(self.grad_clip >= 0, f"grad_clip must be >= 0 (0 = off), not {self.grad_clip}")
         _check(self.shift >= 0, f"shift (augmentation, pixels) must be >= 0, not {self.shift}")
         _check(self.seed >= 0, f"seed must be >= 0, not {self.seed}")
+        _check(self.qat_epochs is None or self.qat_epochs >= 1,
+               f"qat_epochs must be None (every epoch) or at least 1, not {self.qat_epochs}")
+
+    def qat_start(self) -> int:
+        """The first (0-based) epoch of quantization-aware training when the model has QAT."""
+        return 0 if self.qat_epochs is None else max(self.epochs - self.qat_epochs, 0)
 
     def lr_factor(self, epoch: int) -> float:
         """Learning-rate multiplier for (0-based) ``epoch``."""
@@ -201,6 +227,11 @@ class RunConfig:
             self.model.n_inputs == self.frames.n_inputs,
             f"model.n_inputs ({self.model.n_inputs}) must equal the frames' 2 * size * size "
             f"({self.frames.n_inputs})",
+        )
+        _check(
+            self.train.qat_epochs is None or self.model.qat_weight_bits is not None,
+            f"train.qat_epochs = {self.train.qat_epochs} needs quantization-aware training "
+            "(model.qat_weight_bits, --qat BITS)",
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -252,7 +283,9 @@ class RunConfig:
 #: Named starting points (partial configs); flags and ``--config`` override them.
 #: ``hardware``: what the integer model and the FPGA run: 16 x 16 x 2 binary input -> 128
 #: recurrent ALIF -> 11, loss at every step (the integer model's time-mean decision), tuned on
-#: the quick synthetic set to train in under a minute on 2 CPU cores (docs/training.md).
+#: the quick synthetic set to train in under a minute on 2 CPU cores (docs/training.md); its
+#: last 10 epochs are quantization-aware at 8 bits, so that ``gesture-snn quantize`` gives the
+#: trained weights.
 #: ``default``: 32 x 32 x 2 input -> 256 recurrent ALIF -> 11, the same recipe.
 _RECIPE = {
     "model": {"neuron": "alif", "decode": "per_step", "feedforward": 0, "tau_m_init": [5.0, 2.0], "tau_out_init": [5.0, 2.0]},
@@ -261,8 +294,8 @@ _RECIPE = {
 PRESETS: dict[str, dict[str, Any]] = {
     "hardware": {
         "frames": {"size": 16, "bin_ms": 10.0, "window_ms": 1600.0, "mode": "binary"},
-        "model": {**_RECIPE["model"], "hidden": [128]},
-        "train": {**_RECIPE["train"], "shift": 1},
+        "model": {**_RECIPE["model"], "hidden": [128], "qat_weight_bits": 8},
+        "train": {**_RECIPE["train"], "shift": 1, "qat_epochs": 10},
     },
     "default": {
         "frames": {"size": 32, "bin_ms": 10.0, "window_ms": 1600.0, "mode": "binary"},

@@ -2,8 +2,9 @@
 
 The metrics are computed from a *predictor*: any callable ``x [B, T, n_in] -> Prediction``
 (class scores and the spikes of every spiking layer). :func:`float_predictor` wraps a float
-:class:`~gesture_snn.model.SRNN`; an integer model can be evaluated the same way by passing its
-own predictor to :func:`evaluate`.
+:class:`~gesture_snn.model.SRNN`, :class:`IntegerPredictor` the golden model of an
+:class:`~gesture_snn.intnet.IntegerNetwork`; :func:`evaluate_run` evaluates either kind of a run
+directory with the same accounting.
 
 Operation counts (per sample, ``docs/training.md``):
 
@@ -37,6 +38,7 @@ __all__ = [
     "ENERGY_PER_AC_PJ",
     "ENERGY_PER_MAC_PJ",
     "Evaluation",
+    "IntegerPredictor",
     "NetworkShape",
     "Prediction",
     "ROTATION_PAIRS",
@@ -198,6 +200,33 @@ def float_predictor(model, *, device: torch.device | str = "cpu") -> Predictor:
     return predict
 
 
+class IntegerPredictor:
+    """A predictor running the golden integer model (:func:`gesture_snn.golden.run_golden`) of
+    ``net`` on binary inputs; it has no loss. ``saturation`` accumulates the saturation events
+    per state variable over every call; ``last_trace`` is the :class:`~gesture_snn.golden.GoldenTrace`
+    of the latest batch."""
+
+    def __init__(self, net):
+        from gesture_snn.golden import SATURATING_VARIABLES
+
+        self.net = net
+        self.saturation = dict.fromkeys(SATURATING_VARIABLES, 0)
+        self.last_trace = None
+
+    def __call__(self, x: torch.Tensor, y: torch.Tensor | None = None) -> Prediction:
+        from gesture_snn.golden import run_golden
+
+        try:
+            trace = run_golden(self.net, x.cpu().numpy())
+        except ValueError as exc:  # non-binary input or a shape the network does not take
+            raise UserError(f"the integer network cannot run these inputs: {exc}") from None
+        for name, count in trace.saturation.items():
+            self.saturation[name] += count
+        self.last_trace = trace
+        # torch.argmax, like the spec, takes the first maximum: ties go to the lowest class
+        return Prediction(torch.from_numpy(trace.scores), (torch.from_numpy(trace.z),))
+
+
 @torch.no_grad()
 def evaluate(predict: Predictor, loader, *, shape: NetworkShape, n_classes: int) -> Evaluation:
     """Run ``predict`` over every batch ``(x, y)`` of ``loader`` and accumulate the metrics."""
@@ -252,67 +281,103 @@ def evaluate_run(
     which: str = "best",
     data: str | os.PathLike | None = None,
     device: str = "auto",
+    integer: bool = False,
     predictor: Predictor | None = None,
     plots: bool = True,
     raster_sample: int = 0,
     progress: bool = True,
 ) -> dict:
-    """Evaluate a run's ``which`` checkpoint on the test split; merge the results into the
-    ``train`` section of ``RUNDIR/report.json`` and write the PNG plots into ``RUNDIR/plots``.
+    """Evaluate a run on the test split, merge the results into ``RUNDIR/report.json`` and write
+    the PNG plots into ``RUNDIR/plots``; returns the metrics that were merged.
 
-    ``predictor`` replaces the float model's predictions (e.g. an integer model of the same
-    network); the plots of the float model (raster, time constants) are drawn either way.
-    Returns the metrics that were merged.
+    Float (default): the ``which`` checkpoint, or ``predictor`` (another model of the same
+    network) in its place; results merged into the ``train`` section; plots
+    ``learning_curves.png``, ``confusion_matrix.png``, ``spike_raster.png`` and
+    ``time_constants.png`` (raster and time constants of the float model either way).
+
+    ``integer=True``: the integer network ``RUNDIR/integer`` (written by ``gesture-snn quantize``)
+    run by the golden model; results, with the saturation events on the test split, go to the
+    ``integer`` entry of the ``quantize`` section (the float numbers in ``train`` stay as they
+    are); plots ``integer_confusion_matrix.png`` and ``integer_spike_raster.png`` (readout in
+    float units, ``o * 2^-readout_exp``).
     """
     from gesture_snn import plots as plot
+    from gesture_snn.config import RunConfig
     from gesture_snn.data import CLASSES, load_frames, make_loader
+    from gesture_snn.intnet import IntegerNetwork
     from gesture_snn.rundir import read_report, update_report
-    from gesture_snn.train import METRICS_NAME, load_model, resolve_device
+    from gesture_snn.train import CONFIG_NAME, METRICS_NAME, load_model, resolve_device
 
+    if integer and predictor is not None:
+        raise ValueError("evaluate_run: give either integer=True or a predictor, not both")
     run_dir = Path(run_dir)
     dev = resolve_device(device)
-    model, config = load_model(run_dir, which, device=dev)
+    if integer:
+        if not (run_dir / CONFIG_NAME).exists():
+            raise UserError(f"{run_dir} is not a run directory (no {CONFIG_NAME}); train and quantize first")
+        config = RunConfig.load(run_dir / CONFIG_NAME)
+        net = IntegerNetwork.load(run_dir / "integer")
+        predictor = IntegerPredictor(net)
+        model = None
+    else:
+        model, config = load_model(run_dir, which, device=dev)
     root = data if data is not None else config.data
     test_set = load_frames(root, train=False, config=config.frames, progress=progress)
     if len(test_set) == 0:
         raise UserError(f"the test split of {root} is empty")
+    if plots and not 0 <= raster_sample < len(test_set):
+        raise UserError(f"--raster-sample must be in 0..{len(test_set) - 1}, not {raster_sample}")
     loader = make_loader(test_set, batch_size=config.train.batch_size, shuffle=False)
     result = evaluate(
         predictor or float_predictor(model, device=dev), loader, shape=NetworkShape.of(config.model), n_classes=len(CLASSES)
     )
     summary = result.summary(CLASSES)
     summary["rotation_pairs"] = rotation_pair_summary(result, CLASSES)
-    summary["evaluated_checkpoint"] = f"checkpoints/{which}.pt"
+    if integer:
+        summary["integer_dir"] = "integer"
+        summary["saturation_events_test"] = dict(predictor.saturation)
+    else:
+        summary["evaluated_checkpoint"] = f"checkpoints/{which}.pt"
     summary["evaluated_data"] = str(root)
 
     if plots:
         folder = run_dir / "plots"
+        prefix = "integer_" if integer else ""
         metrics_file = run_dir / METRICS_NAME
-        if metrics_file.exists():
+        if not integer and metrics_file.exists():
             records = [json.loads(line) for line in metrics_file.read_text().splitlines() if line.strip()]
             if records:
                 plot.learning_curves(records, folder / "learning_curves.png")
-        plot.confusion_matrix(result.confusion, CLASSES, folder / "confusion_matrix.png")
-        if not 0 <= raster_sample < len(test_set):
-            raise UserError(f"--raster-sample must be in 0..{len(test_set) - 1}, not {raster_sample}")
+        plot.confusion_matrix(result.confusion, CLASSES, folder / f"{prefix}confusion_matrix.png")
         x = torch.from_numpy(test_set.frames[raster_sample : raster_sample + 1]).flatten(2).float()
-        with torch.no_grad():
-            out = model(x.to(dev))
-        label = int(test_set.labels[raster_sample])
-        predicted = int(model.scores(out).argmax(1))
+        if integer:
+            prediction = predictor(x)
+            trace = predictor.last_trace
+            spikes, readout = [trace.z[0]], trace.o[0] * 2.0**-net.readout_exp
+        else:
+            with torch.no_grad():
+                out = model(x.to(dev))
+            prediction = Prediction(model.scores(out), out.spikes)
+            spikes, readout = [s[0].cpu().numpy() for s in out.spikes], out.readout[0].cpu().numpy()
+            plot.time_constants(model.time_constants(), folder / "time_constants.png", bin_ms=config.frames.bin_ms)
+        label, predicted = int(test_set.labels[raster_sample]), int(prediction.scores.argmax(1))
         plot.spike_raster(
             x[0].numpy(),
-            [s[0].cpu().numpy() for s in out.spikes],
-            out.readout[0].cpu().numpy(),
-            folder / "spike_raster.png",
+            spikes,
+            readout,
+            folder / f"{prefix}spike_raster.png",
             class_names=CLASSES,
-            title=f"test sample {raster_sample} ({test_set.files[raster_sample]}): true {CLASSES[label]}, "
-            f"predicted {CLASSES[predicted]}",
+            title=f"{'integer network, ' if integer else ''}test sample {raster_sample} "
+            f"({test_set.files[raster_sample]}): true {CLASSES[label]}, predicted {CLASSES[predicted]}",
         )
-        plot.time_constants(model.time_constants(), folder / "time_constants.png", bin_ms=config.frames.bin_ms)
-        summary["plots"] = sorted(p.relative_to(run_dir).as_posix() for p in folder.glob("*.png"))
+        names = [p for p in folder.glob("*.png") if p.name.startswith("integer_") == integer]
+        summary["plots"] = sorted(p.relative_to(run_dir).as_posix() for p in names)
 
-    section = read_report(run_dir).get("train", {})
-    section.update(summary)
-    update_report(run_dir, "train", section)
+    name = "quantize" if integer else "train"
+    section = read_report(run_dir).get(name, {})
+    if integer:
+        section["integer"] = summary
+    else:
+        section.update(summary)
+    update_report(run_dir, name, section)
     return summary

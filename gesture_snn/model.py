@@ -10,8 +10,13 @@ time constant pushed past a bound keeps receiving gradients. Layers have no bias
 
 Weights and decays are read through methods (:meth:`ALIFLayer.input_weight`,
 :meth:`RecurrentALIFLayer.recurrent_weight`, :meth:`ALIFLayer.decays`,
-:meth:`LeakyReadout.weight_matrix`, :meth:`LeakyReadout.decay`), the one place to hook e.g.
-quantisation-aware training.
+:meth:`LeakyReadout.weight_matrix`, :meth:`LeakyReadout.decay`). The weight hooks are the one
+place that applies quantization-aware training: with ``qat_weight_bits`` set (per layer, or for
+the whole network through :attr:`SRNN.qat_weight_bits`) they return the weights whose folded form
+``(1 - alpha) W`` is fake-quantized with the quantizer's scale rule
+(:func:`gesture_snn.quantize.fake_quantize_folded`, straight-through gradient), so everything
+that reads the weights (the forward pass, :meth:`SRNN.hardware_parameters`, hence
+``gesture-snn quantize``) sees the integer network's weights.
 
 Two implementations of the same equations (``implementation=``): ``"fused"`` (default) runs each
 layer as one autograd node with a hand-written backward pass through time and projects the
@@ -29,6 +34,7 @@ from torch import nn
 
 from gesture_snn import functional as F
 from gesture_snn.config import DECODES, ModelConfig
+from gesture_snn.quantize import fake_quantize_folded
 
 __all__ = [
     "ALIFLayer",
@@ -64,6 +70,20 @@ class SRNNOutput(NamedTuple):
     records: tuple[LayerRecord, ...] | None = None
 
 
+def _check_qat_bits(bits: int | None) -> int | None:
+    if bits is not None and not (isinstance(bits, int) and 2 <= bits <= 16):
+        raise ValueError(f"qat_weight_bits must be None (float weights) or 2..16 bits, not {bits!r}")
+    return bits
+
+
+def _as_used(weight: torch.Tensor, decay: torch.Tensor, qat_weight_bits: int | None) -> torch.Tensor:
+    """``weight`` as the forward uses it: itself, or with ``(1 - decay) * weight`` fake-quantized
+    to ``qat_weight_bits`` (quantization-aware training)."""
+    if qat_weight_bits is None:
+        return weight
+    return fake_quantize_folded(weight, decay, qat_weight_bits)
+
+
 def _normal_taus(n: int, mean_std: tuple[float, float], bounds: tuple[float, float]) -> nn.Parameter:
     mean, std = mean_std
     return nn.Parameter(torch.empty(n).normal_(mean, std).clamp_(*bounds))
@@ -84,6 +104,9 @@ class ALIFLayer(nn.Module):
         Initial time constants in steps, drawn per neuron from ``N(mean, std)``.
     tau_m_bounds, tau_adp_bounds:
         Valid ``(min, max)`` of each time constant, in steps; min >= 1.
+    qat_weight_bits:
+        None: float weights; 2..16: quantization-aware training, the folded weights
+        ``(1 - alpha) W`` fake-quantized to this many bits (an attribute that may be changed).
     """
 
     def __init__(
@@ -98,6 +121,7 @@ class ALIFLayer(nn.Module):
         tau_adp: tuple[float, float] = (200.0, 50.0),
         tau_m_bounds: tuple[float, float] = (1.0, 1000.0),
         tau_adp_bounds: tuple[float, float] = (1.0, 4000.0),
+        qat_weight_bits: int | None = None,
     ):
         super().__init__()
         if input_size < 1 or size < 1:
@@ -114,14 +138,16 @@ class ALIFLayer(nn.Module):
         nn.init.xavier_uniform_(self.weight)
         self.tau_m = _normal_taus(size, tau_m, self.tau_m_bounds)
         self.tau_adp = _normal_taus(size, tau_adp, self.tau_adp_bounds) if adaptive else None
+        self.qat_weight_bits = _check_qat_bits(qat_weight_bits)
 
     def extra_repr(self) -> str:
         kind = "ALIF" if self.adaptive else "LIF"
-        return f"{self.input_size} -> {self.size} {kind}, b0={self.b0}, beta={self.beta}"
+        qat = f", qat_weight_bits={self.qat_weight_bits}" if self.qat_weight_bits is not None else ""
+        return f"{self.input_size} -> {self.size} {kind}, b0={self.b0}, beta={self.beta}{qat}"
 
     def input_weight(self) -> torch.Tensor:
         """``W_in`` ``[size, input_size]`` as the forward uses it."""
-        return self.weight
+        return _as_used(self.weight, self.decays()[0], self.qat_weight_bits)
 
     def recurrent_weight(self) -> torch.Tensor | None:
         """``W_rec`` ``[size, size]``, or None for a feed-forward layer."""
@@ -187,12 +213,13 @@ class RecurrentALIFLayer(ALIFLayer):
         nn.init.orthogonal_(self.recurrent, gain=recurrent_gain)
 
     def recurrent_weight(self) -> torch.Tensor:
-        return self.recurrent
+        return _as_used(self.recurrent, self.decays()[0], self.qat_weight_bits)
 
 
 class LeakyReadout(nn.Module):
     """Non-spiking leaky integrators: ``o_t = alpha_o * o_{t-1} + (1 - alpha_o) * W_o z_t``,
-    with a learned per-output ``tau`` (steps) clamped into ``tau_bounds``."""
+    with a learned per-output ``tau`` (steps) clamped into ``tau_bounds``; ``qat_weight_bits``
+    as for :class:`ALIFLayer` (the folded ``(1 - alpha_o) W_o`` is fake-quantized)."""
 
     def __init__(
         self,
@@ -201,6 +228,7 @@ class LeakyReadout(nn.Module):
         size: int,
         tau: tuple[float, float] = (20.0, 5.0),
         tau_bounds: tuple[float, float] = (1.0, 1000.0),
+        qat_weight_bits: int | None = None,
     ):
         super().__init__()
         if not 1.0 <= tau_bounds[0] < tau_bounds[1]:
@@ -209,13 +237,15 @@ class LeakyReadout(nn.Module):
         self.weight = nn.Parameter(torch.empty(size, input_size))
         nn.init.xavier_uniform_(self.weight)
         self.tau = _normal_taus(size, tau, self.tau_bounds)
+        self.qat_weight_bits = _check_qat_bits(qat_weight_bits)
 
     def extra_repr(self) -> str:
-        return f"{self.input_size} -> {self.size} leaky integrators"
+        qat = f", qat_weight_bits={self.qat_weight_bits}" if self.qat_weight_bits is not None else ""
+        return f"{self.input_size} -> {self.size} leaky integrators{qat}"
 
     def weight_matrix(self) -> torch.Tensor:
         """``W_o`` ``[size, input_size]`` as the forward uses it."""
-        return self.weight
+        return _as_used(self.weight, self.decay(), self.qat_weight_bits)
 
     def decay(self) -> torch.Tensor:
         """``alpha_o`` per output."""
@@ -292,6 +322,20 @@ class SRNN(nn.Module):
         self.readout = LeakyReadout(
             input_size=size, size=config.n_outputs, tau=config.tau_out_init, tau_bounds=config.tau_m_bounds
         )
+        self.qat_weight_bits = config.qat_weight_bits
+
+    @property
+    def qat_weight_bits(self) -> int | None:
+        """Weight bits of quantization-aware training (None: float weights), for every layer and
+        the readout; starts at ``config.qat_weight_bits``. The trainer switches it on for the
+        final ``qat_epochs``."""
+        return self.readout.qat_weight_bits
+
+    @qat_weight_bits.setter
+    def qat_weight_bits(self, bits: int | None) -> None:
+        bits = _check_qat_bits(bits)
+        for module in (*self.layers, self.readout):
+            module.qat_weight_bits = bits
 
     @property
     def implementation(self) -> str:

@@ -6,8 +6,9 @@ recurrent ALIF layer, weights before folding) and
 1. folds ``(1 - alpha_j)`` into row j of ``w_in`` and ``w_rec`` and ``(1 - alpha_out_k)`` into
    row k of ``w_out``;
 2. gives each folded matrix a power-of-two scale ``2^e`` with ``e`` the largest integer for which
-   ``max|W| * 2^e <= wmax = 2^(weight_bits-1) - 1`` (:func:`weight_exponent`), and rounds
-   ``W * 2^e`` half up (``floor(x + 1/2)``, the rounding of the spec's ``decay``);
+   every weight rounds into range, ``round(max|W| * 2^e) <= wmax = 2^(weight_bits-1) - 1``
+   (:func:`weight_exponent`), and rounds ``W * 2^e`` half up (``floor(x + 1/2)``, the rounding
+   of the spec's ``decay``);
 3. picks the membrane exponent ``e_v``: the largest one for which the highest threshold
    ``(b0 + beta) * 2^e_v`` times ``membrane_headroom`` still fits the membrane, and not more than
    15 above the input/recurrent weight exponents (``shift_in``, ``shift_rec`` <= 15); a weight
@@ -63,8 +64,12 @@ def round_half_up(x: np.ndarray) -> np.ndarray:
 
 
 def weight_exponent(max_abs: float, weight_bits: int) -> int | None:
-    """Largest ``e`` with ``max_abs * 2^e <= 2^(weight_bits-1) - 1``; None for an all-zero matrix.
+    """Largest ``e`` with ``round(max_abs * 2^e) <= wmax = 2^(weight_bits-1) - 1`` (round half
+    up: ``max_abs * 2^e < wmax + 1/2``); None for an all-zero matrix.
 
+    Rounding first makes the rule robust to float noise: weights that already lie on a grid
+    ``k * 2^-e`` (fake-quantized by QAT, then folded again in another precision) keep ``e`` even
+    when the largest, ``wmax * 2^-e``, comes back a few ulps too large.
     Clamped to the exponent range of :class:`IntegerNetwork` scales.
     """
     if max_abs == 0:
@@ -72,9 +77,9 @@ def weight_exponent(max_abs: float, weight_bits: int) -> int | None:
     wmax = (1 << (weight_bits - 1)) - 1
     e = math.floor(math.log2(wmax / max_abs))
     # guard against log2 rounding at exact powers of two
-    while max_abs * 2.0**e > wmax:
+    while max_abs * 2.0**e >= wmax + 0.5:
         e -= 1
-    while max_abs * 2.0 ** (e + 1) <= wmax:
+    while max_abs * 2.0 ** (e + 1) < wmax + 0.5:
         e += 1
     return int(min(max(e, EXP_LIMITS[0]), EXP_LIMITS[1]))
 

@@ -14,6 +14,19 @@ is rewritten from the checkpoint's metrics, so a run killed at any moment and re
 (seed, epoch) only and nothing else is random, so a resumed run ends with the same parameters
 as an uninterrupted one.
 
+Quantization-aware training (``ModelConfig.qat_weight_bits``) is switched on for the last
+``TrainConfig.qat_epochs`` epochs (all epochs if None) through :attr:`SRNN.qat_weight_bits`;
+only those epochs are candidates for the best checkpoint, so ``best.pt`` always holds a network
+trained with the quantized weights. ``TrainConfig.init_from`` starts from another run's weights.
+
+Each epoch's ``metrics.jsonl`` line records the epoch's peak memory (``peak_memory_bytes``, how
+it was measured in ``peak_memory_measure``): on CUDA the peak of allocated tensor memory
+(``torch.cuda.max_memory_allocated``, reset at the start of the epoch); on the CPU the highest
+number of bytes the C heap has handed out and not taken back (glibc ``mallinfo2``: what tensors
+and everything else allocated with ``malloc`` occupy), sampled after every training batch and
+after the evaluation; without glibc, the highest resident set size (``/proc/self/statm``) at
+those points; None if neither can be read.
+
 Data-parallel: launched by ``torchrun`` (environment RANK, WORLD_SIZE, LOCAL_RANK,
 MASTER_ADDR, MASTER_PORT), each process trains on its :class:`DistributedSampler` share of every
 global batch (``batch_size / world_size`` samples) through
@@ -23,12 +36,13 @@ evaluates and writes files.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import math
 import os
 import time
 from dataclasses import dataclass
-from functools import partial
+from functools import cache, partial
 from pathlib import Path
 from typing import Callable
 
@@ -45,6 +59,7 @@ __all__ = [
     "load_checkpoint",
     "load_model",
     "random_shift",
+    "resolve_checkpoint",
     "resolve_device",
     "train",
 ]
@@ -127,6 +142,12 @@ def load_checkpoint(path: str | os.PathLike, *, map_location="cpu") -> dict:
     if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
         raise UserError(f"{path} is not a gesture-snn checkpoint (format {CHECKPOINT_FORMAT})")
     return checkpoint
+
+
+def resolve_checkpoint(path: str | os.PathLike) -> Path:
+    """A checkpoint file, or a run directory's ``checkpoints/best.pt``."""
+    path = Path(path)
+    return checkpoint_path(path, "best") if path.is_dir() else path
 
 
 def load_model(run_dir: str | os.PathLike, which: str = "best", *, device="cpu"):
@@ -241,6 +262,8 @@ def train(
         # model, optimiser, schedule
         torch.manual_seed(cfg.seed)
         model = SRNN(config.model).to(dev)
+        if checkpoint is None and cfg.init_from is not None:
+            _load_weights(model, resolve_checkpoint(cfg.init_from), dev)
         optimizer = torch.optim.AdamW(
             [
                 {"params": model.weight_parameters(), "lr": cfg.lr, "weight_decay": cfg.weight_decay},
@@ -259,6 +282,7 @@ def train(
         start_epoch = len(history)
         trained = torch.nn.parallel.DistributedDataParallel(model) if dist.enabled else model
         shape = NetworkShape.of(config.model)
+        memory = _PeakMemory(dev)
 
         if dist.is_main:
             config.save(run_dir / CONFIG_NAME)
@@ -266,6 +290,9 @@ def train(
 
         for epoch in range(start_epoch, cfg.epochs):
             started = time.perf_counter()
+            memory.reset()
+            quantized = epoch >= cfg.qat_start()
+            model.qat_weight_bits = config.model.qat_weight_bits if quantized else None
             lrs = [group["lr"] for group in optimizer.param_groups]
             sampler.set_epoch(epoch)
             augment = None
@@ -281,11 +308,13 @@ def train(
                 grad_clip=cfg.grad_clip,
                 device=dev,
                 dist=dist,
+                memory=memory,
                 desc=f"epoch {epoch + 1}/{cfg.epochs}",
                 progress=progress,
             )
             scheduler.step()
-            record = {"epoch": epoch + 1, **stats, "lr": lrs[0], "lr_tau": lrs[1]}
+            record = {"epoch": epoch + 1, **stats, "lr": lrs[0], "lr_tau": lrs[1],
+                      "qat_weight_bits": model.qat_weight_bits}
             if dist.is_main:
                 model.eval()
                 result = evaluate(float_predictor(model, device=dev), test_loader, shape=shape, n_classes=len(CLASSES))
@@ -293,8 +322,9 @@ def train(
                     test_loss=result.loss, test_accuracy=result.accuracy, test_firing_rates=result.firing_rates
                 )
                 record["seconds"] = time.perf_counter() - started
+                record.update(peak_memory_bytes=memory.peak(), peak_memory_measure=memory.measure)
                 history.append(record)
-                if result.accuracy > best["test_accuracy"]:
+                if quantized and result.accuracy > best["test_accuracy"]:
                     best = {"epoch": epoch + 1, "test_accuracy": result.accuracy}
                 state = {
                     "format": CHECKPOINT_FORMAT,
@@ -324,6 +354,87 @@ def train(
             torch.distributed.destroy_process_group()
 
 
+def _load_weights(model, path: Path, device: torch.device) -> None:
+    """Start ``model`` from the weights of the checkpoint ``path`` (``TrainConfig.init_from``)."""
+    source = load_checkpoint(path, map_location=device)
+    try:
+        model.load_state_dict(source["model"])
+    except RuntimeError as exc:
+        raise UserError(
+            f"init_from: the network in {path} does not fit this run's model (shape or neuron model differ): "
+            f"{str(exc).splitlines()[0]}"
+        ) from None
+
+
+class _PeakMemory:
+    """Peak memory of one epoch (see the module docstring): :meth:`reset` at its start,
+    :meth:`sample` after each batch, :meth:`peak` in bytes (None where it cannot be measured)."""
+
+    def __init__(self, device: torch.device):
+        self.cuda = device.type == "cuda"
+        self.device = device
+        if self.cuda:
+            self.measure, self._read = "cuda_max_memory_allocated", None
+        elif _heap_in_use_bytes() is not None:
+            self.measure, self._read = "max_heap_in_use_after_batches", _heap_in_use_bytes
+        else:
+            self.measure, self._read = "max_rss_after_batches", _resident_set_bytes
+        self._peak: int | None = None
+
+    def reset(self) -> None:
+        self._peak = None
+        if self.cuda:
+            torch.cuda.reset_peak_memory_stats(self.device)
+
+    def sample(self) -> None:
+        if not self.cuda:
+            now = self._read()
+            if now is not None:
+                self._peak = now if self._peak is None else max(self._peak, now)
+
+    def peak(self) -> int | None:
+        if self.cuda:
+            return int(torch.cuda.max_memory_allocated(self.device))
+        self.sample()
+        return self._peak
+
+
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
+                                                    "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+
+@cache
+def _mallinfo2():
+    """glibc's ``mallinfo2`` (2.33 and later), or None."""
+    try:
+        function = ctypes.CDLL(None).mallinfo2
+    except (AttributeError, OSError):
+        return None
+    function.restype = _MallInfo2
+    return function
+
+
+def _heap_in_use_bytes() -> int | None:
+    """Bytes of the C heap in use now: ``mallinfo2()``'s ``uordblks`` (allocated from the arenas)
+    + ``hblkhd`` (allocated with mmap); None without glibc's ``mallinfo2``."""
+    mallinfo2 = _mallinfo2()
+    if mallinfo2 is None:
+        return None
+    info = mallinfo2()
+    return int(info.uordblks + info.hblkhd)
+
+
+def _resident_set_bytes() -> int | None:
+    """This process's resident set size now (Linux ``/proc/self/statm``), None elsewhere."""
+    try:
+        with open("/proc/self/statm") as f:
+            pages = int(f.read().split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+    return pages * os.sysconf("SC_PAGE_SIZE")
+
+
 def _mix(*numbers: int) -> int:
     """A 63-bit seed from several integers (SeedSequence mixing)."""
     import numpy as np
@@ -341,7 +452,9 @@ def random_shift(x: torch.Tensor, *, shift: int, size: int, generator: torch.Gen
     return moved.reshape(batch, steps, -1)
 
 
-def _train_epoch(trained, model, loader, optimizer, *, augment, grad_clip, device, dist: Distributed, desc, progress) -> dict:
+def _train_epoch(
+    trained, model, loader, optimizer, *, augment, grad_clip, device, dist: Distributed, memory: _PeakMemory, desc, progress
+) -> dict:
     from tqdm.auto import tqdm
 
     trained.train()
@@ -374,6 +487,7 @@ def _train_epoch(trained, model, loader, optimizer, *, augment, grad_clip, devic
                 neuron_steps[i] += s.numel()
             grad_norm_sum += float(grad_norm)
             batches += 1
+        memory.sample()
         bar.set_postfix(loss=f"{loss_sum / count:.3f}", acc=f"{correct / count:.3f}")
     totals = dist.sum([loss_sum, correct, count, grad_norm_sum, batches, *spikes, *neuron_steps], device)
     loss_sum, correct, count, grad_norm_sum, batches = totals[:5]
@@ -390,10 +504,11 @@ def _print_epoch(record: dict, epochs: int) -> None:
     from tqdm.auto import tqdm
 
     rates = "/".join(f"{r:.3f}" for r in record["firing_rates"])
+    qat = f"  QAT {record['qat_weight_bits']} bit" if record.get("qat_weight_bits") is not None else ""
     tqdm.write(
         f"epoch {record['epoch']:>3}/{epochs}  train loss {record['train_loss']:.3f} "
         f"acc {100 * record['train_accuracy']:5.1f}%  test loss {record['test_loss']:.3f} "
-        f"acc {100 * record['test_accuracy']:5.1f}%  rate {rates}  lr {record['lr']:.2e}  "
+        f"acc {100 * record['test_accuracy']:5.1f}%  rate {rates}  lr {record['lr']:.2e}{qat}  "
         f"{record['seconds']:.1f} s"
     )
 

@@ -1,7 +1,8 @@
-"""Training runs: resume after a kill, checkpoints, metrics, the CLI, evaluation and op counts."""
+"""Training runs: resume after a kill, checkpoints, metrics, the CLI, evaluation, op counts and peak memory."""
 
 from __future__ import annotations
 
+import gc
 import json
 
 import numpy as np
@@ -168,3 +169,42 @@ def test_cli_train_then_evaluate(tmp_path, tiny_dvs_root):
     assert sorted(p.name for p in (run / "plots").glob("*.png")) == [
         "confusion_matrix.png", "learning_curves.png", "spike_raster.png", "time_constants.png"]
     assert cli(["evaluate", "--run", str(tmp_path / "nothing"), "--no-progress"]) == 2
+
+
+# --- peak memory per epoch ---------------------------------------------------------------------
+
+MEMORY_FRAMES = FrameConfig(size=16, bin_ms=10.0, window_ms=1000.0)  # 512 inputs, 100 steps
+MEMORY_GROWTH_LIMIT = 2**20  # bytes from epoch 2 to 6; a graph retained per batch adds about 4 MiB
+
+
+def peak_memory_per_epoch(run_dir) -> list[int]:
+    """Train 512 -> 128 -> 11 for 6 epochs of 32 batches; the recorded peak memory of each epoch."""
+    config = RunConfig().replace(frames={"size": 16, "bin_ms": 10.0, "window_ms": 1000.0}, model={"hidden": [128]},
+                                 train={"epochs": 6, "batch_size": 8, "lr": 1e-2})
+    gc.collect()  # earlier tests' garbage, freed in the middle of the run, would hide growth
+    train(config, run_dir, device="cpu", progress=False, train_set=random_frameset(256, seed=1, config=MEMORY_FRAMES),
+          test_set=random_frameset(16, seed=2, config=MEMORY_FRAMES))
+    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    if {r["peak_memory_measure"] for r in records} != {"max_heap_in_use_after_batches"}:
+        pytest.skip("no glibc mallinfo2 here: the resident set size is too coarse for a leak bound")
+    return [r["peak_memory_bytes"] for r in records]
+
+
+def growth_after_the_first_epochs(peaks: list[int]) -> int:
+    return max(peaks[2:]) - peaks[1]
+
+
+def test_peak_memory_does_not_grow_from_epoch_to_epoch(tmp_path):
+    peaks = peak_memory_per_epoch(tmp_path / "run")
+    assert growth_after_the_first_epochs(peaks) < MEMORY_GROWTH_LIMIT, [p / 2**20 for p in peaks]
+
+
+def test_the_memory_measure_sees_retained_graphs(tmp_path, monkeypatch):
+    # the control: keeping every batch's loss tensor (a classic leak) must fail the test above
+    from gesture_snn.model import SRNN
+
+    kept, loss = [], SRNN.loss
+    monkeypatch.setattr(SRNN, "loss", lambda self, out, y: kept.append(loss(self, out, y)) or kept[-1])
+    peaks = peak_memory_per_epoch(tmp_path / "run")
+    assert len(kept) >= 6 * 32  # every training batch (and the evaluations)
+    assert growth_after_the_first_epochs(peaks) >= MEMORY_GROWTH_LIMIT, [p / 2**20 for p in peaks]

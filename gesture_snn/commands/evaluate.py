@@ -11,13 +11,18 @@ DESCRIPTION = (
     "spike x fan-out of its neuron), the multiply-accumulates of a dense RNN of the same shape "
     "and the energy ratio at 0.9 pJ per addition and 4.6 pJ per MAC (Horowitz, ISSCC 2014). "
     "Merges the results into the 'train' section of RUN/report.json and writes PNG plots "
-    "(learning curves, confusion matrix, spike raster, time constants) to RUN/plots/."
+    "(learning curves, confusion matrix, spike raster, time constants) to RUN/plots/. "
+    "--integer evaluates the integer network RUN/integer (from gesture-snn quantize) with the "
+    "golden integer model instead, the same metrics plus saturation counts, into the 'integer' "
+    "entry of the 'quantize' section (the float numbers stay) and RUN/plots/integer_*.png."
 )
 
 
 def add_arguments(parser) -> None:
     parser.add_argument("--run", metavar="RUNDIR", required=True, help="run directory written by gesture-snn train")
     parser.add_argument("--checkpoint", choices=("best", "last"), default="best", help="which checkpoint")
+    parser.add_argument("--integer", action="store_true",
+                        help="evaluate the integer network RUN/integer with the golden model (gesture-snn quantize first)")
     parser.add_argument("--data", metavar="DIR", default=None, help="data root (default: the one the run was trained on)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="where to run")
     parser.add_argument("--raster-sample", type=int, default=0, metavar="I", help="test sample shown in the spike raster")
@@ -34,11 +39,13 @@ def run(args) -> int:
         which=args.checkpoint,
         data=args.data,
         device=args.device,
+        integer=args.integer,
         plots=args.plots,
         raster_sample=args.raster_sample,
         progress=args.progress,
     )
-    print(f"test accuracy {100 * summary['test_accuracy']:.1f}% on {summary['n_samples']} samples ({args.checkpoint} checkpoint)")
+    what = "integer network (golden model)" if args.integer else f"{args.checkpoint} checkpoint"
+    print(f"test accuracy {100 * summary['test_accuracy']:.1f}% on {summary['n_samples']} samples ({what})")
     for name, acc in zip(CLASSES, summary["per_class_accuracy"].values()):
         print(f"  {name:<16} {'-' if acc is None else f'{100 * acc:5.1f}%'}")
     for pair, stats in summary["rotation_pairs"].items():
@@ -50,5 +57,9 @@ def run(args) -> int:
         f"synaptic operations {summary['sops_per_sample']:.3g} per sample vs {summary['dense_macs_per_sample']:.3g} "
         f"dense MACs: energy ratio {summary['energy_ratio']:.1f}x (0.9 pJ/AC, 4.6 pJ/MAC)"
     )
-    print(f"report: {args.run}/report.json (train section); plots: {args.run}/plots/")
+    if args.integer:
+        saturation = ", ".join(f"{name} {count}" for name, count in summary["saturation_events_test"].items())
+        print(f"saturation events on the test split: {saturation}")
+    where = "quantize section, 'integer' entry" if args.integer else "train section"
+    print(f"report: {args.run}/report.json ({where}); plots: {args.run}/plots/")
     return 0

@@ -12,7 +12,9 @@ DESCRIPTION = (
     "runs the golden integer model on the training split (saturation counts) and the test split "
     "(accuracy, agreement with the float network), and writes the 'quantize' section of "
     "RUN/report.json. The hardware shape is one recurrent ALIF layer fed by binary frames "
-    "(train with --preset hardware)."
+    "(train with --preset hardware). A run trained with --qat BITS is quantized through the "
+    "model's weight hooks, which already return weights on the integer grid: the integer weights "
+    "are the trained ones (--weight-bits defaults to BITS)."
 )
 
 
@@ -28,7 +30,8 @@ def add_arguments(parser) -> None:
                         help="also report the integer test accuracy at these weight widths (not saved)")
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
     widths = parser.add_argument_group("widths in bits (docs/fixed_point.md)")
-    widths.add_argument("--weight-bits", type=int, default=8, help="signed symmetric weights, 2..8")
+    widths.add_argument("--weight-bits", type=int, default=None,
+                        help="signed symmetric weights, 2..8 (default: the run's --qat bits, else 8)")
     for name, default in (("decay_bits", 12), ("membrane_bits", 16), ("adaptation_bits", 16), ("readout_bits", 24),
                           ("score_bits", 32)):
         lo, hi = WIDTH_LIMITS[name]
@@ -56,11 +59,18 @@ def run(args) -> int:
     run_dir = Path(args.run)
     if not run_dir.is_dir():
         raise UserError(f"run directory {run_dir} does not exist; train first (gesture-snn train --run {run_dir})")
-    if not 2 <= args.weight_bits <= 8:
+    if args.weight_bits is not None and not 2 <= args.weight_bits <= 8:
         raise UserError(f"--weight-bits {args.weight_bits}: the hardware takes weights of 2 to 8 bits")
     if args.batch_size < 1:
         raise UserError(f"--batch-size must be at least 1, not {args.batch_size}")
     model, config = load_model(run_dir, args.checkpoint)
+    qat_bits = config.model.qat_weight_bits
+    widths = {name: getattr(args, name) for name in WIDTH_ARGS}
+    if widths["weight_bits"] is None:
+        widths["weight_bits"] = qat_bits if qat_bits is not None else 8
+    elif qat_bits is not None and widths["weight_bits"] != qat_bits:
+        print(f"note: the run was trained with {qat_bits}-bit quantization-aware training; its weights are "
+              f"quantized again to {widths['weight_bits']} bits")
     if config.frames.mode != "binary":
         raise UserError(
             f"the run's frames are in {config.frames.mode!r} mode; the integer network takes binary input "
@@ -70,7 +80,6 @@ def run(args) -> int:
         params = model.hardware_parameters()
     except ValueError as exc:
         raise UserError(f"cannot quantize this model: {exc} (train with --preset hardware)") from None
-    widths = {name: getattr(args, name) for name in WIDTH_ARGS}
     try:
         net = quantize_network(params, membrane_headroom=args.membrane_headroom, **widths)
     except ValueError as exc:  # IntegerNetwork validation of the widths themselves
@@ -120,6 +129,7 @@ def run(args) -> int:
 
     report = {
         "checkpoint": args.checkpoint,
+        "qat_weight_bits": qat_bits,
         "integer_dir": str(integer_dir),
         "widths": widths,
         "shift_in": net.shift_in,

@@ -10,7 +10,11 @@ DESCRIPTION = (
     "RUN/config.json, RUN/metrics.jsonl (one line per epoch), RUN/checkpoints/last.pt and best.pt "
     "(atomically, every epoch) and the 'train' section of RUN/report.json. Settings come from "
     "--preset, then --config FILE (a JSON object with optional 'model', 'train', 'frames' "
-    "sections), then the flags. --resume continues a stopped run from its last checkpoint. "
+    "sections), then the flags; with --init-from RUN the source run's configuration takes the "
+    "place of the preset. --qat [BITS] trains with fake-quantized folded weights (quantization-"
+    "aware training; --qat-epochs N: only the last N epochs), so that `gesture-snn quantize` "
+    "gives an integer network with the trained weights. --resume continues a stopped run from "
+    "its last checkpoint. "
     "Data-parallel: `torchrun --standalone --nproc-per-node N -m gesture_snn.cli -- train ...` "
     "(one process per GPU, or CPU processes with gloo; the `--` keeps torchrun from reading --run "
     "as its own --run-path). See docs/training.md."
@@ -27,6 +31,8 @@ _OVERRIDES = {
     "grad_clip": ("train", "grad_clip"),
     "shift": ("train", "shift"),
     "seed": ("train", "seed"),
+    "qat_epochs": ("train", "qat_epochs"),
+    "qat": ("model", "qat_weight_bits"),
     "hidden": ("model", "hidden"),
     "feedforward": ("model", "feedforward"),
     "neuron": ("model", "neuron"),
@@ -46,9 +52,12 @@ def add_arguments(parser) -> None:
     parser.add_argument("--data", metavar="DIR", default=None, help="data root (default: the config's, datasets/synthetic)")
     parser.add_argument("--run", metavar="RUNDIR", required=True, help="run directory to write")
     parser.add_argument("--config", metavar="FILE", default=None, help="JSON file with 'model' / 'train' / 'frames' fields")
-    parser.add_argument("--preset", choices=sorted(PRESETS), default="default",
+    parser.add_argument("--preset", choices=sorted(PRESETS), default=None,
                         help="starting configuration: 'hardware' = 16x16x2 binary input -> 128 recurrent ALIF -> 11 "
-                        "(what the integer model and the FPGA run), 'default' = 32x32x2 -> 256 -> 11")
+                        "(what the integer model and the FPGA run), 'default' (the default) = 32x32x2 -> 256 -> 11")
+    parser.add_argument("--init-from", metavar="RUNDIR_OR_CHECKPOINT", default=None,
+                        help="start from the weights (best checkpoint) and the configuration of another run, e.g. to "
+                        "fine-tune a float run with --qat; flags change its configuration")
     parser.add_argument("--resume", action="store_true", help="continue RUNDIR from its last checkpoint")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="where to train")
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar or epoch lines")
@@ -63,6 +72,13 @@ def add_arguments(parser) -> None:
     opt.add_argument("--grad-clip", type=float, help="max gradient L2 norm (0 = off)")
     opt.add_argument("--shift", type=int, metavar="PIXELS", help="augmentation: random shift of each training sample by up to PIXELS frame pixels (0 = off)")
     opt.add_argument("--seed", type=int, help="seed of initialisation, data order and augmentation")
+
+    qat = parser.add_argument_group("quantization-aware training (docs/training.md)")
+    qat.add_argument("--qat", type=int, nargs="?", const=8, metavar="BITS",
+                     help="train with the folded weights fake-quantized to BITS (2..8, default 8) as "
+                     "gesture-snn quantize will quantize them")
+    qat.add_argument("--qat-epochs", type=int, metavar="N", help="quantization-aware training only in the last N epochs")
+    qat.add_argument("--no-qat", action="store_true", help="float weights (turns off the preset's QAT)")
 
     net = parser.add_argument_group("network (default: the preset's)")
     net.add_argument("--hidden", type=int, nargs="+", metavar="N", help="recurrent layer sizes, input side first")
@@ -88,14 +104,22 @@ def _overrides(args, names) -> dict:
 
 
 def build_config(args):
-    """The RunConfig of the command line: preset, then --config, then flags."""
+    """The RunConfig of the command line: preset (or the --init-from run's configuration), then
+    --config, then flags."""
     import json
     from pathlib import Path
 
     from gesture_snn.config import PRESETS, RunConfig
     from gesture_snn.errors import UserError
+    from gesture_snn.train import load_checkpoint, resolve_checkpoint
 
-    config = RunConfig.from_dict(PRESETS[args.preset])
+    if args.init_from is not None:
+        if args.preset is not None:
+            raise UserError("--init-from starts from the source run's configuration; give changes as flags, not --preset")
+        source = resolve_checkpoint(args.init_from)
+        config = RunConfig.from_dict(load_checkpoint(source)["config"]).replace(train={"init_from": str(source)})
+    else:
+        config = RunConfig.from_dict(PRESETS[args.preset or "default"])
     if args.config:
         path = Path(args.config)
         try:
@@ -106,6 +130,10 @@ def build_config(args):
             raise UserError(f"--config {path} is not valid JSON ({exc})") from None
         config = RunConfig.from_dict(data, base=config)
     config = config.replace(**_overrides(args, _OVERRIDES))
+    if args.no_qat:
+        if args.qat is not None or args.qat_epochs is not None:
+            raise UserError("--no-qat contradicts --qat / --qat-epochs")
+        config = config.replace(model={"qat_weight_bits": None}, train={"qat_epochs": None})
     if args.data is not None:
         config = config.replace(data=args.data)
     return config
@@ -122,10 +150,12 @@ def run(args) -> int:
     run_dir = Path(args.run)
     if args.resume:
         fixed = [f"--{n.replace('_', '-')}" for n in _OVERRIDES if n not in _RESUME_OVERRIDES and getattr(args, n) is not None]
-        if args.config or fixed:
+        fixed += [flag for flag, given in (("--config", args.config), ("--init-from", args.init_from),
+                                           ("--no-qat", args.no_qat)) if given]
+        if fixed:
             raise UserError(
                 f"--resume continues {run_dir} with its saved configuration; only --epochs and --data may "
-                f"be given, not {' '.join(fixed + (['--config'] if args.config else []))}"
+                f"be given, not {' '.join(fixed)}"
             )
         if not (run_dir / CONFIG_NAME).exists():
             raise UserError(f"--resume: {run_dir / CONFIG_NAME} does not exist; nothing to resume")
