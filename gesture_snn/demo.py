@@ -122,7 +122,7 @@ STAGES: tuple[Stage, ...] = (
     Stage(
         "simulate",
         "gateware simulation",
-        lambda c: ["simulate", "--run", str(c.run), "--samples", str(c.sim_samples)],
+        lambda c: ["simulate", "--run", str(c.run), "--samples", str(c.sim_samples)] + (["--target", c.target] if c.target else []),
         _simulate_finished,
     ),
     Stage(

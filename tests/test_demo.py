@@ -36,6 +36,8 @@ def test_quick_demo_report_has_every_number(quick_demo):
     assert build["timing_met"] and build["fmax_mhz"] >= 2 * build["clock_mhz"]
     assert build["luts"]["used"] <= build["luts"]["available"] and build["spram"]["used"] <= 4
     assert build["realtime_factor_at_10ms_bins"] >= 10
+    assert build["cycles_per_step_measured"]["mean"] == pytest.approx(sim["cycles_per_step_mean"])
+    assert (sim["lanes"], sim["readout_lanes"]) == (build["lanes"], build["readout_lanes"])
     assert (run / build["bitstream"]).stat().st_size > 0
     assert set(report["demo"]["stage_seconds"]) == {"synth", "train", "evaluate", "quantize", "simulate", "build"}
 

@@ -33,6 +33,9 @@ def add_arguments(parser) -> None:
                         help=f"parallel synaptic lanes, a divisor of n_rec (default: the largest divisor up to {DEFAULT_MAX_LANES})")
     parser.add_argument("--readout-lanes", type=int, default=None,
                         help="parallel readout lanes, 1 .. n_out (default: min(lanes, n_out); 1 is the smallest design)")
+    parser.add_argument("--target", default=None,
+                        help="simulate the lanes that `gesture-snn build --target TARGET` uses (ice40-up5k: 8 and 1), "
+                             "so that build reports these measured cycles")
     parser.add_argument("--backend", choices=BACKENDS, default="amaranth",
                         help="simulator: amaranth (Python) or cxxrtl (compiled; needs g++)")
     parser.add_argument("--vcd", metavar="FILE", default=None,
@@ -70,10 +73,19 @@ def run(args) -> int:
         raise UserError("--vcd needs --backend amaranth (the compiled simulation writes no waveform)")
     run = IntegerRun.load(args.run)
     run_dir, network = run.run_dir, run.network
-    lanes = args.lanes
-    if lanes is None:
-        lanes = max(d for d in range(1, min(DEFAULT_MAX_LANES, network.n_rec) + 1) if network.n_rec % d == 0)
-    readout_lanes = min(lanes, network.n_out) if args.readout_lanes is None else args.readout_lanes
+    if args.target is None:
+        default = max(d for d in range(1, min(DEFAULT_MAX_LANES, network.n_rec) + 1) if network.n_rec % d == 0)
+        lanes = default if args.lanes is None else args.lanes
+        readout_lanes = min(lanes, network.n_out) if args.readout_lanes is None else args.readout_lanes
+    else:
+        from hdl.targets import target
+
+        try:
+            board = target(args.target)
+        except ValueError as exc:
+            raise UserError(f"--target: {exc}") from None
+        lanes = board.default_lanes(network.n_rec) if args.lanes is None else args.lanes
+        readout_lanes = board.default_readout_lanes(lanes, network.n_out) if args.readout_lanes is None else args.readout_lanes
     try:
         cycle_model = CycleModel(n_in=network.n_in, n_rec=network.n_rec, n_out=network.n_out, lanes=lanes,
                                  readout_lanes=readout_lanes)
