@@ -14,18 +14,9 @@ import sys
 from gesture_snn.errors import UserError
 
 # Order is the pipeline order; it is also the order of `gesture-snn --help`.
-COMMANDS = ("synth", "fetch", "train", "evaluate", "quantize", "simulate", "build", "stream", "demo", "bench")
+COMMANDS = ("synth", "fetch", "train", "evaluate", "quantize", "simulate", "build", "stream", "demo")
 
 
-def _available_commands():
-    for name in COMMANDS:
-        try:
-            module = importlib.import_module(f"gesture_snn.commands.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"gesture_snn.commands.{name}":
-                continue  # stage not implemented yet
-            raise
-        yield name, module
 
 
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -54,7 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser.add_argument("--version", action="version", version=f"gesture-snn {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name, module in _available_commands():
+    for name in COMMANDS:
+        module = importlib.import_module(f"gesture_snn.commands.{name}")
         sp = sub.add_parser(
             name,
             help=module.HELP,

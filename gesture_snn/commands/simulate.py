@@ -71,19 +71,21 @@ def run(args) -> int:
 
     if args.vcd is not None and args.backend != "amaranth":
         raise UserError("--vcd needs --backend amaranth (the compiled simulation writes no waveform)")
-    run = IntegerRun.load(args.run)
-    run_dir, network = run.run_dir, run.network
-    if args.target is None:
-        default = max(d for d in range(1, min(DEFAULT_MAX_LANES, network.n_rec) + 1) if network.n_rec % d == 0)
-        lanes = default if args.lanes is None else args.lanes
-        readout_lanes = min(lanes, network.n_out) if args.readout_lanes is None else args.readout_lanes
-    else:
+    board = None
+    if args.target is not None:
         from hdl.targets import target
 
         try:
             board = target(args.target)
         except ValueError as exc:
             raise UserError(f"--target: {exc}") from None
+    run = IntegerRun.load(args.run)
+    run_dir, network = run.run_dir, run.network
+    if board is None:
+        default = max(d for d in range(1, min(DEFAULT_MAX_LANES, network.n_rec) + 1) if network.n_rec % d == 0)
+        lanes = default if args.lanes is None else args.lanes
+        readout_lanes = min(lanes, network.n_out) if args.readout_lanes is None else args.readout_lanes
+    else:
         lanes = board.default_lanes(network.n_rec) if args.lanes is None else args.lanes
         readout_lanes = board.default_readout_lanes(lanes, network.n_out) if args.readout_lanes is None else args.readout_lanes
     try:
