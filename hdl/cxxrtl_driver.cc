@@ -110,8 +110,9 @@ int main(int argc, char **argv) {
 	//
 	// Default, one evaluation per cycle: with the rising edge pending (clock low at the last
 	// commit, high now), eval() computes the combinational outputs from the current state and
-	// inputs and, separately, the next state; commit() applies the edge and records the clock as
-	// low again. CXXRTL converges in one evaluation unless Yosys reported feedback wires.
+	// inputs and, separately, the next state; commit_unconditionally() (commit() without its
+	// change detection, added by hdl/cxxrtl.py) applies the edge and records the clock as low
+	// again. CXXRTL converges in one evaluation unless Yosys reported feedback wires.
 	//
 	// --settle, for designs with feedback wires: settle the logic with the clock low, then step
 	// through the edge; two evaluations or more per cycle.
@@ -131,7 +132,7 @@ int main(int argc, char **argv) {
 			top.step();
 		} else {
 			top.p_clk.set(false);
-			top.commit();
+			top.commit_unconditionally();
 		}
 	};
 
