@@ -34,7 +34,10 @@ class DemoConfig:
     synth_size: ``quick`` (the default set) or ``tiny`` (0.3 s recordings, for ``--quick``).
     window_ms: frame window; ``None`` keeps the hardware preset's.
     epochs: training epochs; ``None`` keeps the hardware preset's.
-    sim_samples: test samples simulated in the gateware and compared with the golden model.
+    sim_samples: test samples simulated in the gateware and compared with the golden model
+        (``"all"``: the whole test split).
+    sim_backend: ``cxxrtl`` (compiled with g++; the whole test split in seconds) or ``amaranth``
+        (the Python simulator, about 30 s per 160-step sample).
     target: FPGA target of the bitstream, or ``None`` to skip the build.
     """
 
@@ -43,7 +46,8 @@ class DemoConfig:
     synth_size: str = "quick"
     window_ms: float | None = None
     epochs: int | None = None
-    sim_samples: int = 4
+    sim_samples: int | str = "all"
+    sim_backend: str = "cxxrtl"
     target: str | None = "ice40-up5k"
 
     @classmethod
@@ -56,6 +60,7 @@ class DemoConfig:
             window_ms=300.0,
             epochs=2,
             sim_samples=2,
+            sim_backend="amaranth",
         )
         base.update(overrides)
         return cls(**base)
@@ -91,7 +96,13 @@ def _train_finished(cfg: DemoConfig, report: dict) -> bool:
 
 def _simulate_finished(cfg: DemoConfig, report: dict) -> bool:
     sim = report.get("simulate", {})
-    return sim.get("samples", 0) >= cfg.sim_samples and sim.get("mismatches") == 0
+    wanted = report.get("quantize", {}).get("n_test", -1) if cfg.sim_samples == "all" else cfg.sim_samples
+    return sim.get("backend") == cfg.sim_backend and sim.get("samples", 0) >= wanted and sim.get("mismatches") == 0
+
+
+def _simulate_argv(cfg: DemoConfig) -> list[str]:
+    argv = ["simulate", "--run", str(cfg.run), "--samples", str(cfg.sim_samples), "--backend", cfg.sim_backend]
+    return argv + (["--target", cfg.target] if cfg.target else [])
 
 
 def _build_finished(cfg: DemoConfig, report: dict) -> bool:
@@ -122,7 +133,7 @@ STAGES: tuple[Stage, ...] = (
     Stage(
         "simulate",
         "gateware simulation",
-        lambda c: ["simulate", "--run", str(c.run), "--samples", str(c.sim_samples)] + (["--target", c.target] if c.target else []),
+        _simulate_argv,
         _simulate_finished,
     ),
     Stage(
@@ -141,6 +152,7 @@ def run_demo(cfg: DemoConfig, *, force: bool = False, log: Callable[[str], None]
     stages = [s for s in STAGES if s.name != "build" or cfg.target]
     previous = read_report(cfg.run).get("demo", {}).get("stage_seconds", {})
     seconds: dict[str, float] = {}
+    reused: list[str] = []
     rerun_rest = force
     for number, stage in enumerate(stages, 1):
         report = read_report(cfg.run)
@@ -148,6 +160,7 @@ def run_demo(cfg: DemoConfig, *, force: bool = False, log: Callable[[str], None]
         if not rerun_rest and stage.finished(cfg, report):
             log(f"{header}: done earlier, reused")
             seconds[stage.name] = previous.get(stage.name, 0.0)
+            reused.append(stage.name)
             continue
         rerun_rest = True
         argv = stage.argv(cfg)
@@ -165,6 +178,7 @@ def run_demo(cfg: DemoConfig, *, force: bool = False, log: Callable[[str], None]
         {
             "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(cfg).items()},
             "stage_seconds": seconds,
+            "reused_stages": reused,
             "total_seconds": round(sum(seconds.values()), 1),
         },
     )
@@ -242,7 +256,11 @@ def render_report_md(report: dict, rows: list[tuple[str, str]], run: Path) -> st
     lines += [f"| {k} | {v} |" for k, v in rows]
     demo = report.get("demo", {})
     lines += ["", "## Stage times", "", "| stage | seconds |", "|---|---|"]
-    lines += [f"| {name} | {sec} |" for name, sec in demo.get("stage_seconds", {}).items()]
+    reused = set(demo.get("reused_stages", []))
+    lines += [
+        f"| {name} | {sec}{' (reused from an earlier run)' if name in reused else ''} |"
+        for name, sec in demo.get("stage_seconds", {}).items()
+    ]
     lines += [f"| total | {demo.get('total_seconds')} |"]
     plots = sorted((run / "plots").glob("*.png")) if (run / "plots").exists() else []
     if plots:

@@ -57,5 +57,8 @@ def test_quick_demo_rerun_reuses_finished_stages(quick_demo, capsys):
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert out.count("done earlier, reused") == 6
+    report = json.loads((run / "report.json").read_text())
+    assert len(report["demo"]["reused_stages"]) == 6
+    assert "(reused from an earlier run)" in (run / "report.md").read_text()
     assert (run / "integer" / "manifest.json").stat().st_mtime_ns == before
     assert out.rstrip().splitlines()[-1] == f"run directory: {run}"

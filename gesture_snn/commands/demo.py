@@ -9,19 +9,27 @@ DESCRIPTION = (
     "Generate the quick synthetic gesture set (if missing), train the hardware-preset SRNN "
     "(16x16x2 binary frames -> 128 recurrent ALIF -> 11), evaluate it (accuracy, firing rates, "
     "synaptic operations, energy against a dense RNN), quantize it to integers, simulate the "
-    "Amaranth neuron core on test samples and compare every spike and state with the golden "
-    "model, and build the iCE40 UP5K bitstream. Prints one summary table and writes "
+    "Amaranth neuron core on the whole test split (compiled with CXXRTL) and compare every spike "
+    "and state with the golden model, and build the iCE40 UP5K bitstream. Prints one summary table and writes "
     "RUN/report.md (plots embedded) and RUN/report.json. A rerun reuses finished stages. "
-    "--quick is the reduced version CI runs (tiny data, 2 epochs, 2 simulated samples)."
+    "--quick is the reduced version CI runs (tiny data, 2 epochs, 2 samples in the Python simulator)."
 )
+
+
+def _samples(text: str) -> int | str:
+    from gesture_snn.commands.simulate import sample_count
+
+    return "all" if text == "all" else sample_count(text)
 
 
 def add_arguments(parser) -> None:
     parser.add_argument("--run", type=Path, help="run directory (default: runs/demo, runs/demo-quick with --quick)")
     parser.add_argument("--data", type=Path, help="synthetic data root (default: datasets/synthetic, datasets/synthetic-tiny with --quick)")
-    parser.add_argument("--quick", action="store_true", help="reduced run: tiny data, 2 epochs, 2 simulated samples")
+    parser.add_argument("--quick", action="store_true", help="reduced run: tiny data, 2 epochs, 2 samples in the Python simulator")
     parser.add_argument("--epochs", type=int, help="training epochs (default: the hardware preset's)")
-    parser.add_argument("--samples", type=int, help="test samples simulated in the gateware (default: 4, 2 with --quick)")
+    parser.add_argument("--samples", type=_samples, help="test samples simulated in the gateware, a number or 'all' (default: all, 2 with --quick)")
+    parser.add_argument("--backend", choices=("cxxrtl", "amaranth"),
+                        help="gateware simulator: cxxrtl (compiled, needs g++; default) or amaranth (Python; default with --quick)")
     parser.add_argument("--target", default="ice40-up5k", help="bitstream target; 'none' skips the build")
     parser.add_argument("--force", action="store_true", help="run every stage again, even those that finished")
 
@@ -31,7 +39,7 @@ def run(args) -> int:
 
     overrides = {
         key: value
-        for key, value in (("run", args.run), ("data", args.data), ("epochs", args.epochs), ("sim_samples", args.samples))
+        for key, value in (("run", args.run), ("data", args.data), ("epochs", args.epochs), ("sim_samples", args.samples), ("sim_backend", args.backend))
         if value is not None
     }
     overrides["target"] = None if args.target == "none" else args.target

@@ -26,7 +26,7 @@ DEFAULT_MAX_LANES = 8
 
 def add_arguments(parser) -> None:
     parser.add_argument("--run", metavar="RUNDIR", required=True, help="run directory with integer/ and config.json")
-    parser.add_argument("--samples", type=_sample_count, default=4, metavar="K|all",
+    parser.add_argument("--samples", type=sample_count, default=4, metavar="K|all",
                         help="number of test samples (the first K), or all of them")
     parser.add_argument("--data", metavar="DIR", default=None, help="data root (default: the run config's)")
     parser.add_argument("--lanes", type=int, default=None,
@@ -43,7 +43,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
 
 
-def _sample_count(text: str) -> int | None:
+def sample_count(text: str) -> int | None:
     """``--samples``: a positive integer, or ``all`` (None)."""
     import argparse
 
