@@ -27,6 +27,7 @@ __all__ = [
     "RunConfig",
     "SCHEDULES",
     "TrainConfig",
+    "read_json",
 ]
 
 NEURONS = ("alif", "lif")
@@ -270,14 +271,19 @@ class RunConfig:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "RunConfig":
-        path = Path(path)
-        try:
-            data = json.loads(path.read_text())
-        except FileNotFoundError:
-            raise UserError(f"config file {path} does not exist") from None
-        except json.JSONDecodeError as exc:
-            raise UserError(f"config file {path} is not valid JSON ({exc})") from None
-        return cls.from_dict(data)
+        return cls.from_dict(read_json(path, what="config file"))
+
+
+def read_json(path: str | os.PathLike, *, what: str) -> Any:
+    """The JSON content of ``path``; a :class:`UserError` that starts with ``what`` if the file is
+    missing or not JSON."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise UserError(f"{what} {path} does not exist") from None
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{what} {path} is not valid JSON ({exc})") from None
 
 
 #: Named starting points (partial configs); flags and ``--config`` override them.

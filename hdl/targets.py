@@ -120,7 +120,7 @@ class Target:
 
     def default_lanes(self, n_rec: int) -> int:
         """The largest divisor of ``n_rec`` up to :attr:`max_lanes`."""
-        return max(d for d in range(1, min(self.max_lanes, n_rec) + 1) if n_rec % d == 0)
+        return largest_divisor(n_rec, self.max_lanes)
 
     def default_readout_lanes(self, lanes: int, n_out: int) -> int:
         return min(lanes if self.readout_lanes is None else self.readout_lanes, n_out)
@@ -157,6 +157,12 @@ TARGETS: dict[str, Target] = {
         dsp=156, dsp_bits=18, io=205, weight_loading=False, max_lanes=32, readout_lanes=None,
     ),
 }
+
+
+def largest_divisor(n: int, limit: int) -> int:
+    """The largest divisor of ``n`` that is at most ``limit``: the default lane count of a core
+    with ``n`` neurons (lanes must divide the neuron count)."""
+    return max(d for d in range(1, min(limit, n) + 1) if n % d == 0)
 
 
 def target(name: str) -> Target:

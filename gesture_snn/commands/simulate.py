@@ -68,26 +68,26 @@ def run(args) -> int:
     from gesture_snn.runs import IntegerRun
     from hdl.core import CycleModel
     from hdl.sim import check_against_golden
+    from hdl.targets import largest_divisor, target
 
     if args.vcd is not None and args.backend != "amaranth":
         raise UserError("--vcd needs --backend amaranth (the compiled simulation writes no waveform)")
     board = None
     if args.target is not None:
-        from hdl.targets import target
-
         try:
             board = target(args.target)
         except ValueError as exc:
             raise UserError(f"--target: {exc}") from None
     run = IntegerRun.load(args.run)
     run_dir, network = run.run_dir, run.network
-    if board is None:
-        default = max(d for d in range(1, min(DEFAULT_MAX_LANES, network.n_rec) + 1) if network.n_rec % d == 0)
-        lanes = default if args.lanes is None else args.lanes
-        readout_lanes = min(lanes, network.n_out) if args.readout_lanes is None else args.readout_lanes
+    if args.lanes is not None:
+        lanes = args.lanes
     else:
-        lanes = board.default_lanes(network.n_rec) if args.lanes is None else args.lanes
-        readout_lanes = board.default_readout_lanes(lanes, network.n_out) if args.readout_lanes is None else args.readout_lanes
+        lanes = largest_divisor(network.n_rec, board.max_lanes if board else DEFAULT_MAX_LANES)
+    if args.readout_lanes is not None:
+        readout_lanes = args.readout_lanes
+    else:
+        readout_lanes = board.default_readout_lanes(lanes, network.n_out) if board else min(lanes, network.n_out)
     try:
         cycle_model = CycleModel(n_in=network.n_in, n_rec=network.n_rec, n_out=network.n_out, lanes=lanes,
                                  readout_lanes=readout_lanes)

@@ -106,10 +106,7 @@ def _overrides(args, names) -> dict:
 def build_config(args):
     """The RunConfig of the command line: preset (or the --init-from run's configuration), then
     --config, then flags."""
-    import json
-    from pathlib import Path
-
-    from gesture_snn.config import PRESETS, RunConfig
+    from gesture_snn.config import PRESETS, RunConfig, read_json
     from gesture_snn.errors import UserError
     from gesture_snn.train import load_checkpoint, resolve_checkpoint
 
@@ -121,14 +118,7 @@ def build_config(args):
     else:
         config = RunConfig.from_dict(PRESETS[args.preset or "default"])
     if args.config:
-        path = Path(args.config)
-        try:
-            data = json.loads(path.read_text())
-        except FileNotFoundError:
-            raise UserError(f"--config {path} does not exist") from None
-        except json.JSONDecodeError as exc:
-            raise UserError(f"--config {path} is not valid JSON ({exc})") from None
-        config = RunConfig.from_dict(data, base=config)
+        config = RunConfig.from_dict(read_json(args.config, what="--config"), base=config)
     config = config.replace(**_overrides(args, _OVERRIDES))
     if args.no_qat:
         if args.qat is not None or args.qat_epochs is not None:
