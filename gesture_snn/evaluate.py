@@ -282,7 +282,6 @@ def evaluate_run(
     data: str | os.PathLike | None = None,
     device: str = "auto",
     integer: bool = False,
-    predictor: Predictor | None = None,
     plots: bool = True,
     raster_sample: int = 0,
     progress: bool = True,
@@ -290,8 +289,7 @@ def evaluate_run(
     """Evaluate a run on the test split, merge the results into ``RUNDIR/report.json`` and write
     the PNG plots into ``RUNDIR/plots``; returns the metrics that were merged.
 
-    Float (default): the ``which`` checkpoint, or ``predictor`` (another model of the same
-    network) in its place; results merged into the ``train`` section; plots
+    Float (default): the ``which`` checkpoint; results merged into the ``train`` section; plots
     ``learning_curves.png``, ``confusion_matrix.png``, ``spike_raster.png`` and
     ``time_constants.png`` (raster and time constants of the float model either way).
 
@@ -302,25 +300,23 @@ def evaluate_run(
     float units, ``o * 2^-readout_exp``).
     """
     from gesture_snn import plots as plot
-    from gesture_snn.config import RunConfig
     from gesture_snn.data import CLASSES, load_frames, make_loader
-    from gesture_snn.intnet import IntegerNetwork
     from gesture_snn.rundir import read_report, update_report
+    from gesture_snn.runs import IntegerRun
     from gesture_snn.train import CONFIG_NAME, METRICS_NAME, load_model, resolve_device
 
-    if integer and predictor is not None:
-        raise ValueError("evaluate_run: give either integer=True or a predictor, not both")
     run_dir = Path(run_dir)
     dev = resolve_device(device)
     if integer:
         if not (run_dir / CONFIG_NAME).exists():
             raise UserError(f"{run_dir} is not a run directory (no {CONFIG_NAME}); train and quantize first")
-        config = RunConfig.load(run_dir / CONFIG_NAME)
-        net = IntegerNetwork.load(run_dir / "integer")
+        run = IntegerRun.load(run_dir)
+        config, net = run.config, run.network
         predictor = IntegerPredictor(net)
         model = None
     else:
         model, config = load_model(run_dir, which, device=dev)
+        predictor = float_predictor(model, device=dev)
     root = data if data is not None else config.data
     test_set = load_frames(root, train=False, config=config.frames, progress=progress)
     if len(test_set) == 0:
@@ -328,9 +324,7 @@ def evaluate_run(
     if plots and not 0 <= raster_sample < len(test_set):
         raise UserError(f"--raster-sample must be in 0..{len(test_set) - 1}, not {raster_sample}")
     loader = make_loader(test_set, batch_size=config.train.batch_size, shuffle=False)
-    result = evaluate(
-        predictor or float_predictor(model, device=dev), loader, shape=NetworkShape.of(config.model), n_classes=len(CLASSES)
-    )
+    result = evaluate(predictor, loader, shape=NetworkShape.of(config.model), n_classes=len(CLASSES))
     summary = result.summary(CLASSES)
     summary["rotation_pairs"] = rotation_pair_summary(result, CLASSES)
     if integer:

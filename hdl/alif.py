@@ -64,8 +64,7 @@ class AlifUpdate(wiring.Component):
         self.decay_bits = net.decay_bits
         self.membrane_bits = net.membrane_bits
         self.adaptation_bits = net.adaptation_bits
-        self.threshold_bits = max(net.adaptation_bits, net.membrane_bits - 1) + 1
-        self.acc_bits = net.acc_bits
+        self.threshold_bits = net.threshold_bits
         self.state = memory.Memory(shape=NeuronState(net.membrane_bits, net.adaptation_bits), depth=net.n_rec, init=[])
         self.alpha = rom(net.alpha, net.decay_bits)
         self.rho = rom(net.rho, net.decay_bits)

@@ -20,7 +20,7 @@ for the preset, against 5 to 10 s with the compilation). Typical use::
     run = sim.run(x)                       # x [B, T, n_in], 0/1
     mismatch = compare(run_golden(net, x), run.traces)
 
-or :func:`check_against_golden`, the twin of :func:`hdl.sim.check_against_golden`.
+or ``sim.check_against_golden(x)``, the twin of :func:`hdl.sim.check_against_golden`.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ from gesture_snn.errors import UserError
 from hdl.core import InputKind, NeuronCore
 from hdl.sim import COMPARED_VARIABLES, CheckResult, HdlTrace, compare
 
-__all__ = ["CxxrtlRun", "CxxrtlSimulator", "default_cache_dir", "runtime_include_dir", "simulate", "check_against_golden"]
+__all__ = ["CxxrtlRun", "CxxrtlSimulator", "default_cache_dir", "runtime_include_dir"]
 
 #: Flags of the testbench build. -O3 simulates the preset core about 1.4x faster than -O2 for
 #: about a quarter more compile time (docs/benchmarks.md).
@@ -243,22 +243,6 @@ class CxxrtlSimulator:
         """One step record of the testbench's output file (see hdl/cxxrtl_driver.cc)."""
         return np.dtype([("cycles", "<i8"), ("prediction", "<i8"), ("spikes", "u1", (self.network.n_rec,))]
                         + [(field.name, field.dtype, (field.depth,)) for field in self._fields])
-
-
-def simulate(network, x, *, lanes: int = 1, readout_lanes: int | None = None,
-             cache_dir: str | os.PathLike | None = None,
-             on_sample: Callable[[int], None] | None = None) -> list[HdlTrace]:
-    """The compiled twin of :func:`hdl.sim.simulate`: the traces of ``x`` [B, T, n_in] (building the simulator if needed)."""
-    return CxxrtlSimulator(network, lanes=lanes, readout_lanes=readout_lanes, cache_dir=cache_dir).run(
-        x, on_sample=on_sample).traces
-
-
-def check_against_golden(network, x, *, lanes: int = 1, readout_lanes: int | None = None,
-                         cache_dir: str | os.PathLike | None = None,
-                         on_sample: Callable[[int], None] | None = None) -> CheckResult:
-    """The compiled twin of :func:`hdl.sim.check_against_golden` (see :meth:`CxxrtlSimulator.check_against_golden`)."""
-    return CxxrtlSimulator(network, lanes=lanes, readout_lanes=readout_lanes, cache_dir=cache_dir).check_against_golden(
-        x, on_sample=on_sample)
 
 
 # ------------------------------------------------------------------------------------------------

@@ -132,12 +132,12 @@ class ReadoutUpdate(wiring.Component):
         # Stage 6: 7. s = sat_SW(sum); write back.
         s6_valid, s6_output = Signal(), Signal.like(s5_output)
         s6_s = Signal(signed(self.score_bits))
-        m.d.sync += [s6_valid.eq(s5_valid), s6_output.eq(s5_output),
-                     s6_s.eq(saturate(s5_sum, signed(self.score_bits)))]
+        s_new = saturate(s5_sum, signed(self.score_bits))
+        m.d.sync += [s6_valid.eq(s5_valid), s6_output.eq(s5_output), s6_s.eq(s_new)]
         m.d.comb += [
             state_write.addr.eq(s5_output),
             state_write.data.o.eq(s5_o),
-            state_write.data.s.eq(saturate(s5_sum, signed(self.score_bits))),
+            state_write.data.s.eq(s_new),
             state_write.en.eq(s5_valid),
             self.busy.eq(s1_valid | s2_valid | s3_valid | s4_valid | s5_valid | s6_valid),
         ]

@@ -83,7 +83,7 @@ def run(args) -> int:
     if args.lanes is not None:
         lanes = args.lanes
     else:
-        lanes = largest_divisor(network.n_rec, board.max_lanes if board else DEFAULT_MAX_LANES)
+        lanes = board.default_lanes(network.n_rec) if board else largest_divisor(network.n_rec, DEFAULT_MAX_LANES)
     if args.readout_lanes is not None:
         readout_lanes = args.readout_lanes
     else:
