@@ -19,6 +19,7 @@ from gesture_snn.data import FrameConfig
 from gesture_snn.errors import UserError
 
 __all__ = [
+    "ARCHITECTURES",
     "ConfigError",
     "DECODES",
     "ModelConfig",
@@ -31,6 +32,9 @@ __all__ = [
 ]
 
 NEURONS = ("alif", "lif")
+#: What the run trains: the SRNN, or one of the non-spiking controls and baselines of
+#: :mod:`gesture_snn.architectures` (trained with the same protocol).
+ARCHITECTURES = ("srnn", "frame_mlp", "gru", "summed_linear")
 #: Readout decoding: the last step's readout, the time mean of the readout, or a cross-entropy
 #: at every step (predicting from the time mean).
 DECODES = ("last", "mean", "per_step")
@@ -83,6 +87,16 @@ class ModelConfig:
         fake-quantized to this many bits with the quantizer's power-of-two scale rule
         (:func:`gesture_snn.quantize.fake_quantize_folded`, straight-through gradient), 2..8;
         None = float weights. A trained model keeps it, so its weights are the integer network's.
+    b_init:
+        Initial adaptation state ``b_{-1}`` of every ALIF neuron (the first threshold is
+        ``b0 + beta * rho * b_init``). 0 = ours (the integer model starts at 0); the authors'
+        code starts at ``b0`` (the ``paper`` preset). Only the float model supports a non-zero
+        value.
+    architecture:
+        One of :data:`ARCHITECTURES`: ``"srnn"`` (this class's SRNN) or a non-spiking control
+        of the same width (``hidden[0]``): ``"frame_mlp"`` (memoryless per-frame MLP, logits
+        per step), ``"gru"`` (a GRU), ``"summed_linear"`` (a linear classifier on the
+        time-summed input). Only ``"srnn"`` uses the neuron fields and QAT.
     """
 
     n_inputs: int = 2048
@@ -100,6 +114,8 @@ class ModelConfig:
     tau_adp_bounds: tuple[float, float] = (1.0, 4000.0)
     recurrent_gain: float = 1.0
     qat_weight_bits: int | None = None
+    b_init: float = 0.0
+    architecture: str = "srnn"
 
     def __post_init__(self):
         for name in ("hidden", "tau_m_init", "tau_adp_init", "tau_out_init", "tau_m_bounds", "tau_adp_bounds"):
@@ -122,6 +138,11 @@ class ModelConfig:
             self.qat_weight_bits is None or (isinstance(self.qat_weight_bits, int) and 2 <= self.qat_weight_bits <= 8),
             f"qat_weight_bits must be None (float weights) or 2..8 bits (what the hardware takes), not {self.qat_weight_bits!r}",
         )
+        _check(self.b_init >= 0, f"b_init (initial adaptation state) must be >= 0, not {self.b_init}")
+        _check(self.architecture in ARCHITECTURES,
+               f"architecture must be one of {ARCHITECTURES}, not {self.architecture!r}")
+        _check(self.architecture == "srnn" or self.qat_weight_bits is None,
+               f"qat_weight_bits is for the SRNN only; architecture {self.architecture!r} has float weights")
 
     @property
     def adaptive(self) -> bool:
@@ -163,6 +184,15 @@ class TrainConfig:
         Checkpoint file (or run directory: its ``checkpoints/best.pt``) whose model weights
         start the run instead of the random initialisation, e.g. a float run to fine-tune with
         quantization-aware training. The optimiser and the schedule start fresh.
+    val_users:
+        Training users held out as the validation split (DVS128 Gesture has none): the model is
+        selected on them only; the test users are evaluated once, at the end. Default 20-23.
+    patience:
+        Early stopping: stop after this many epochs without a better validation accuracy
+        (among the epochs that may be selected); None = train every epoch.
+    rate_penalty:
+        Firing-rate regularisation: ``rate_penalty`` times the mean firing rate (spikes per
+        neuron per step, averaged over the spiking layers) is added to the loss; 0 = off.
     """
 
     epochs: int = 30
@@ -178,8 +208,12 @@ class TrainConfig:
     seed: int = 0
     qat_epochs: int | None = None
     init_from: str | None = None
+    val_users: tuple[int, ...] = (20, 21, 22, 23)
+    patience: int | None = None
+    rate_penalty: float = 0.0
 
     def __post_init__(self):
+        object.__setattr__(self, "val_users", tuple(self.val_users))
         _check(self.epochs >= 1, f"epochs must be at least 1, not {self.epochs}")
         _check(self.batch_size >= 1, f"batch_size must be at least 1, not {self.batch_size}")
         _check(self.lr > 0 and self.lr_tau >= 0, f"lr must be > 0 and lr_tau >= 0, not {self.lr} and {self.lr_tau}")
@@ -191,6 +225,15 @@ class TrainConfig:
         _check(self.seed >= 0, f"seed must be >= 0, not {self.seed}")
         _check(self.qat_epochs is None or self.qat_epochs >= 1,
                f"qat_epochs must be None (every epoch) or at least 1, not {self.qat_epochs}")
+        _check(len(self.val_users) >= 1,
+               "val_users must name at least one training user to hold out for validation (model selection "
+               "never looks at the test users)")
+        _check(all(isinstance(u, int) and not isinstance(u, bool) and u >= 0 for u in self.val_users),
+               f"val_users must be user numbers (integers >= 0), not {list(self.val_users)}")
+        _check(len(set(self.val_users)) == len(self.val_users), f"val_users lists a user twice: {list(self.val_users)}")
+        _check(self.patience is None or self.patience >= 1, f"patience must be None (off) or at least 1, not {self.patience}")
+        _check(self.rate_penalty >= 0 and self.rate_penalty < float("inf"),
+               f"rate_penalty must be a finite number >= 0 (0 = off), not {self.rate_penalty}")
 
     def qat_start(self) -> int:
         """The first (0-based) epoch of quantization-aware training when the model has QAT."""
@@ -307,5 +350,16 @@ PRESETS: dict[str, dict[str, Any]] = {
         "frames": {"size": 32, "bin_ms": 10.0, "window_ms": 1600.0, "mode": "binary"},
         "model": {**_RECIPE["model"], "hidden": [256]},
         "train": {**_RECIPE["train"], "shift": 2},
+    },
+    # The authors' settings (byin-cwi/Efficient-spiking-networks, DVS128/srnn_class_cnn_enc.ipynb)
+    # on the hardware shape: adaptation starting at b_j0 = 0.1, tau_m ~ N(20, 5), tau_adp ~
+    # N(25, 5), readout tau ~ N(10, 2), Adam 1e-3 (time constants 2e-3), no clipping, loss at
+    # the last frame. docs/training.md lists every difference from their code.
+    "paper": {
+        "frames": {"size": 16, "bin_ms": 10.0, "window_ms": 1600.0, "mode": "binary"},
+        "model": {"neuron": "alif", "decode": "last", "feedforward": 0, "hidden": [128], "b_init": 0.1,
+                  "tau_m_init": [20.0, 5.0], "tau_adp_init": [25.0, 5.0], "tau_out_init": [10.0, 2.0]},
+        "train": {"epochs": 30, "batch_size": 16, "lr": 1e-3, "lr_tau": 2e-3, "weight_decay": 0.0,
+                  "schedule": "cosine", "grad_clip": 0.0, "shift": 0},
     },
 }

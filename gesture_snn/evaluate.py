@@ -243,7 +243,8 @@ def evaluate(predict: Predictor, loader, *, shape: NetworkShape, n_classes: int)
             loss_sum += float(pred.loss) * len(y)
             loss_count += len(y)
         input_events += float(x.sum())
-        layer_spikes += np.array([float(s.sum()) for s in pred.spikes])
+        if pred.spikes:  # the non-spiking controls have none
+            layer_spikes += np.array([float(s.sum()) for s in pred.spikes])
         n_steps = x.shape[1]
     return Evaluation(
         labels=np.concatenate(labels).astype(np.int64) if labels else np.zeros(0, np.int64),

@@ -38,7 +38,7 @@ def learning_curves(metrics: Sequence[Mapping], path: str | os.PathLike) -> None
     """Loss, accuracy and firing rate per epoch (``metrics.jsonl`` records)."""
     epochs = [r["epoch"] for r in metrics]
     fig, (ax_loss, ax_acc, ax_rate) = _figure(1, 3, figsize=(13, 3.6))
-    for split, style in (("train", "-"), ("test", "--")):
+    for split, style in (("train", "-"), ("val", "--")):  # the test split is not evaluated per epoch
         ax_loss.plot(epochs, [r[f"{split}_loss"] for r in metrics], style, label=split)
         ax_acc.plot(epochs, [100 * r[f"{split}_accuracy"] for r in metrics], style, label=split)
     rates = np.array([r["firing_rates"] for r in metrics])

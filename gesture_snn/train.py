@@ -5,8 +5,17 @@
     RUNDIR/config.json             the configuration (RunConfig.to_dict)
     RUNDIR/metrics.jsonl           one JSON object per finished epoch
     RUNDIR/checkpoints/last.pt     model, optimiser, scheduler, epoch, config, metrics
-    RUNDIR/checkpoints/best.pt     the same for the epoch with the best test accuracy so far
+    RUNDIR/checkpoints/best.pt     the same for the epoch with the best validation accuracy so far
     RUNDIR/report.json             section "train" (gesture_snn.rundir.update_report)
+
+Model selection never looks at the test users. The training split's users in
+``TrainConfig.val_users`` are held out as the validation split (DVS128 Gesture has none); every
+epoch is evaluated on them, and the selected epoch is the one with the highest validation
+accuracy among the candidates (the QAT epochs when QAT is on), ties going to the lower
+validation loss, then to the earlier epoch. ``TrainConfig.patience`` stops early on the same
+measure. The test split is evaluated once, after the last epoch: the selected checkpoint (the
+``test`` entry of the report, the number to quote) and, separately, the last one
+(``test_last``).
 
 Every file is replaced atomically at the end of each epoch, checkpoint first; ``metrics.jsonl``
 is rewritten from the checkpoint's metrics, so a run killed at any moment and resumed
@@ -46,11 +55,13 @@ from functools import cache, partial
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import torch
 
 from gesture_snn.config import RunConfig
 from gesture_snn.errors import UserError
 from gesture_snn.rundir import atomic_write, update_report
+from gesture_snn.stats import accuracy_summary
 
 __all__ = [
     "CHECKPOINT_FORMAT",
@@ -61,6 +72,7 @@ __all__ = [
     "random_shift",
     "resolve_checkpoint",
     "resolve_device",
+    "split_validation",
     "train",
 ]
 
@@ -151,12 +163,13 @@ def resolve_checkpoint(path: str | os.PathLike) -> Path:
 
 
 def load_model(run_dir: str | os.PathLike, which: str = "best", *, device="cpu"):
-    """The trained model of a run directory: ``(SRNN in eval mode, RunConfig)``."""
-    from gesture_snn.model import SRNN
+    """The trained model of a run directory: ``(model in eval mode, RunConfig)`` (an
+    :class:`~gesture_snn.model.SRNN` or, for a control run, its architecture)."""
+    from gesture_snn.architectures import build_model
 
     checkpoint = load_checkpoint(checkpoint_path(run_dir, which), map_location=device)
     config = RunConfig.from_dict(checkpoint["config"])
-    model = SRNN(config.model).to(device)
+    model = build_model(config.model).to(device)
     model.load_state_dict(checkpoint["model"])
     model.eval()
     return model, config
@@ -166,6 +179,28 @@ def _load_split(config: RunConfig, *, train: bool, progress: bool):
     from gesture_snn.data import load_frames
 
     return load_frames(config.data, train=train, config=config.frames, progress=progress)
+
+
+def split_validation(train_set, val_users, *, test_users=()):
+    """``(fit, validation)``: the training split without and with the users ``val_users``.
+
+    UserError if a validation user is a test user, is not in the training split, or if either
+    part would be empty.
+    """
+    val_users = tuple(int(u) for u in val_users)
+    present = sorted(set(int(u) for u in train_set.users))
+    overlap = sorted(set(val_users) & set(int(u) for u in test_users))
+    if overlap:
+        raise UserError(f"val_users {list(val_users)} include test users {overlap}: validation users must be "
+                        f"training users, never test users")
+    missing = sorted(set(val_users) - set(present))
+    if missing:
+        raise UserError(f"val_users: users {missing} are not in the training split (its users: {present}); "
+                        f"set --val-users to some of them")
+    held = np.isin(train_set.users, val_users)
+    if held.all():
+        raise UserError(f"val_users {list(val_users)} hold out every training user; nothing would be left to train on")
+    return train_set.subset(~held), train_set.subset(held)
 
 
 def _write_metrics(run_dir: Path, history: list[dict]) -> None:
@@ -196,13 +231,14 @@ def train(
     progress:
         Progress bar and one summary line per epoch (rank 0).
     train_set, test_set:
-        :class:`~gesture_snn.data.FrameSet` s to use instead of loading ``config.data``.
+        :class:`~gesture_snn.data.FrameSet` s to use instead of loading ``config.data``; the
+        validation users (``config.train.val_users``) are taken out of ``train_set``.
     on_epoch_end:
         Called with each epoch's metrics after its files are written.
     """
+    from gesture_snn.architectures import build_model
     from gesture_snn.data import CLASSES, make_loader
     from gesture_snn.evaluate import NetworkShape, evaluate, float_predictor
-    from gesture_snn.model import SRNN
 
     run_dir = Path(run_dir)
     dist = Distributed.from_env()
@@ -253,15 +289,16 @@ def train(
                 raise UserError(f"the {name} frames were made with {frameset.config}, the run needs {config.frames}")
             if len(frameset) == 0:
                 raise UserError(f"the {name} split is empty")
+        fit_set, val_set = split_validation(train_set, cfg.val_users, test_users=test_set.users)
         sampler = torch.utils.data.distributed.DistributedSampler(
-            range(len(train_set)), num_replicas=dist.world_size, rank=dist.rank, shuffle=True, seed=cfg.seed
+            range(len(fit_set)), num_replicas=dist.world_size, rank=dist.rank, shuffle=True, seed=cfg.seed
         )
-        train_loader = make_loader(train_set, batch_size=cfg.batch_size // dist.world_size, shuffle=False, sampler=sampler)
-        test_loader = make_loader(test_set, batch_size=cfg.batch_size, shuffle=False)
+        train_loader = make_loader(fit_set, batch_size=cfg.batch_size // dist.world_size, shuffle=False, sampler=sampler)
+        val_loader = make_loader(val_set, batch_size=cfg.batch_size, shuffle=False)
 
         # model, optimiser, schedule
         torch.manual_seed(cfg.seed)
-        model = SRNN(config.model).to(dev)
+        model = build_model(config.model).to(dev)
         if checkpoint is None and cfg.init_from is not None:
             _load_weights(model, resolve_checkpoint(cfg.init_from), dev)
         optimizer = torch.optim.AdamW(
@@ -272,17 +309,20 @@ def train(
         )
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, cfg.lr_factor)
         history: list[dict] = []
-        best = {"epoch": 0, "test_accuracy": -1.0}
+        best = {"epoch": 0, "val_accuracy": -1.0, "val_loss": math.inf}
+        stopped_early = None
         if checkpoint is not None:
             model.load_state_dict(checkpoint["model"])
             optimizer.load_state_dict(checkpoint["optimizer"])
             scheduler.load_state_dict(checkpoint["scheduler"])
             history = checkpoint["metrics"]
             best = checkpoint["best"]
-        start_epoch = len(history)
+            stopped_early = checkpoint.get("stopped_early")
+        start_epoch = len(history) if stopped_early is None else cfg.epochs
         trained = torch.nn.parallel.DistributedDataParallel(model) if dist.enabled else model
         shape = NetworkShape.of(config.model)
         memory = _PeakMemory(dev)
+        split = _split_record(fit_set, val_set, test_set)
 
         if dist.is_main:
             config.save(run_dir / CONFIG_NAME)
@@ -306,6 +346,7 @@ def train(
                 optimizer,
                 augment=augment,
                 grad_clip=cfg.grad_clip,
+                rate_penalty=cfg.rate_penalty,
                 device=dev,
                 dist=dist,
                 memory=memory,
@@ -317,15 +358,15 @@ def train(
                       "qat_weight_bits": model.qat_weight_bits}
             if dist.is_main:
                 model.eval()
-                result = evaluate(float_predictor(model, device=dev), test_loader, shape=shape, n_classes=len(CLASSES))
-                record.update(
-                    test_loss=result.loss, test_accuracy=result.accuracy, test_firing_rates=result.firing_rates
-                )
+                result = evaluate(float_predictor(model, device=dev), val_loader, shape=shape, n_classes=len(CLASSES))
+                record.update(val_loss=result.loss, val_accuracy=result.accuracy, val_firing_rates=result.firing_rates)
                 record["seconds"] = time.perf_counter() - started
                 record.update(peak_memory_bytes=memory.peak(), peak_memory_measure=memory.measure)
                 history.append(record)
-                if quantized and result.accuracy > best["test_accuracy"]:
-                    best = {"epoch": epoch + 1, "test_accuracy": result.accuracy}
+                if quantized and _better(result.accuracy, result.loss, best):
+                    best = {"epoch": epoch + 1, "val_accuracy": result.accuracy, "val_loss": result.loss}
+                if cfg.patience is not None and best["epoch"] and epoch + 1 - best["epoch"] >= cfg.patience:
+                    stopped_early = epoch + 1
                 state = {
                     "format": CHECKPOINT_FORMAT,
                     "model": model.state_dict(),
@@ -335,23 +376,83 @@ def train(
                     "config": config.to_dict(),
                     "metrics": history,
                     "best": best,
+                    "stopped_early": stopped_early,
                 }
-                _save(last, state)
-                if best["epoch"] == epoch + 1:
+                if best["epoch"] == epoch + 1:  # best first: last.pt never names a best.pt that did not land
                     _save(checkpoint_path(run_dir, "best"), state)
+                _save(last, state)
                 _write_metrics(run_dir, history)
-                update_report(run_dir, "train", _report(config, history, best, dist, dev))
+                update_report(run_dir, "train", _report(config, history, best, dist, dev, split, stopped_early))
                 if progress:
                     _print_epoch(record, cfg.epochs)
             else:
                 history.append(record)
+            if dist.enabled:  # rank 0 decides about early stopping; the others follow
+                stopped_early = int(dist.sum([float(stopped_early or 0) if dist.is_main else 0.0], dev)[0]) or None
             dist.barrier()
             if on_epoch_end is not None:
                 on_epoch_end(record)
-        return _report(config, history, best, dist, dev)
+            if stopped_early is not None:
+                break
+
+        # the test split, once, after training: the selected checkpoint and the last one
+        report = _report(config, history, best, dist, dev, split, stopped_early)
+        if dist.is_main:
+            if best["epoch"] == 0:
+                raise UserError(f"{run_dir}: no epoch could be selected (no QAT epoch was trained)")
+            test_loader = make_loader(test_set, batch_size=cfg.batch_size, shuffle=False)
+            for key, which in (("test", "best"), ("test_last", "last")):
+                chosen, _ = load_model(run_dir, which, device=dev)
+                result = evaluate(float_predictor(chosen, device=dev), test_loader, shape=shape, n_classes=len(CLASSES))
+                report[key] = _test_record(result, test_set, which, load_checkpoint(checkpoint_path(run_dir, which))["epoch"])
+            report["test_accuracy"] = report["test"]["accuracy"]
+            report["final_test_accuracy"] = report["test_last"]["accuracy"]
+            update_report(run_dir, "train", report)
+        dist.barrier()
+        return report
     finally:
         if started_group:
             torch.distributed.destroy_process_group()
+
+
+def _better(accuracy: float, loss: float | None, best: dict) -> bool:
+    """Whether an epoch beats ``best``: higher validation accuracy, then lower validation loss."""
+    if accuracy != best["val_accuracy"]:
+        return accuracy > best["val_accuracy"]
+    return loss is not None and loss < best["val_loss"]
+
+
+def _split_record(fit_set, val_set, test_set) -> dict:
+    def users(frameset):
+        return sorted(int(u) for u in set(frameset.users.tolist()))
+
+    return {
+        "train_users": users(fit_set), "val_users": users(val_set), "test_users": users(test_set),
+        "n_train": len(fit_set), "n_val": len(val_set), "n_test": len(test_set),
+    }
+
+
+def _test_record(result, test_set, which: str, epoch: int) -> dict:
+    correct = result.predictions == result.labels
+    per_user = {}
+    for user in sorted(set(test_set.users.tolist())):
+        mask = test_set.users == user
+        per_user[str(user)] = float(correct[mask].mean())
+    summary = accuracy_summary(correct, test_set.users)
+    return {
+        "checkpoint": f"{CHECKPOINT_DIR}/{which}.pt",
+        "epoch": epoch,
+        "accuracy": result.accuracy,
+        "ci95": summary["ci95"],
+        "interval": summary["interval"],
+        "loss": result.loss,
+        "n_samples": result.n_samples,
+        "per_user": per_user,
+        "firing_rates": result.firing_rates,
+        "predictions": result.predictions.tolist(),
+        "labels": result.labels.tolist(),
+        "users": test_set.users.tolist(),
+    }
 
 
 def _load_weights(model, path: Path, device: torch.device) -> None:
@@ -453,7 +554,8 @@ def random_shift(x: torch.Tensor, *, shift: int, size: int, generator: torch.Gen
 
 
 def _train_epoch(
-    trained, model, loader, optimizer, *, augment, grad_clip, device, dist: Distributed, memory: _PeakMemory, desc, progress
+    trained, model, loader, optimizer, *, augment, grad_clip, rate_penalty, device, dist: Distributed, memory: _PeakMemory,
+    desc, progress
 ) -> dict:
     from tqdm.auto import tqdm
 
@@ -470,6 +572,8 @@ def _train_epoch(
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         out = trained(x)
         loss = model.loss(out, y)
+        if rate_penalty and out.spikes:  # firing-rate regularisation: the mean rate over the spiking layers
+            loss = loss + rate_penalty * torch.stack([s.mean() for s in out.spikes]).mean()
         if not torch.isfinite(loss):
             raise UserError(f"training diverged: the loss is {float(loss)}; lower --lr or --lr-tau")
         optimizer.zero_grad(set_to_none=True)
@@ -507,25 +611,41 @@ def _print_epoch(record: dict, epochs: int) -> None:
     qat = f"  QAT {record['qat_weight_bits']} bit" if record.get("qat_weight_bits") is not None else ""
     tqdm.write(
         f"epoch {record['epoch']:>3}/{epochs}  train loss {record['train_loss']:.3f} "
-        f"acc {100 * record['train_accuracy']:5.1f}%  test loss {record['test_loss']:.3f} "
-        f"acc {100 * record['test_accuracy']:5.1f}%  rate {rates}  lr {record['lr']:.2e}{qat}  "
+        f"acc {100 * record['train_accuracy']:5.1f}%  val loss {record['val_loss']:.3f} "
+        f"acc {100 * record['val_accuracy']:5.1f}%  rate {rates}  lr {record['lr']:.2e}{qat}  "
         f"{record['seconds']:.1f} s"
     )
 
 
-def _report(config: RunConfig, history: list[dict], best: dict, dist: Distributed, device: torch.device) -> dict:
+def _report(config: RunConfig, history: list[dict], best: dict, dist: Distributed, device: torch.device,
+            split: dict, stopped_early: int | None) -> dict:
     final = history[-1] if history else {}
     best_record = history[best["epoch"] - 1] if best["epoch"] else {}
+    cfg = config.train
+    candidates = f"epochs {cfg.qat_start() + 1}-{cfg.epochs} (quantization-aware)" if (
+        config.model.qat_weight_bits is not None and cfg.qat_start() > 0) else "every epoch"
     return {
         "config": config.to_dict(),
-        "epochs": config.train.epochs,
+        "epochs": cfg.epochs,
         "epochs_completed": len(history),
+        "stopped_early": stopped_early,
         "checkpoint": f"{CHECKPOINT_DIR}/best.pt",
+        "split": split,
+        "selection": {
+            "metric": "validation accuracy",
+            "chosen_epoch": best["epoch"],
+            "why": f"highest validation accuracy ({best_record.get('val_accuracy', math.nan):.4f}) among "
+                   f"{candidates}; ties to the lower validation loss, then the earlier epoch. The test users were "
+                   "not looked at.",
+            "candidates": candidates,
+            "patience": cfg.patience,
+        },
         "best_epoch": best["epoch"],
-        "test_accuracy": best_record.get("test_accuracy", math.nan),
-        "final_test_accuracy": final.get("test_accuracy", math.nan),
+        "val_accuracy": best_record.get("val_accuracy", math.nan),
+        "val_accuracy_per_epoch": [r.get("val_accuracy") for r in history],
+        "final_val_accuracy": final.get("val_accuracy", math.nan),
         "final_train_accuracy": final.get("train_accuracy", math.nan),
-        "firing_rates": best_record.get("test_firing_rates"),
+        "firing_rates": best_record.get("val_firing_rates"),
         "train_seconds": sum(r.get("seconds", 0.0) for r in history),
         "world_size": dist.world_size,
         "device": str(device),

@@ -15,9 +15,11 @@ from gesture_snn.rundir import read_report
 from gesture_snn.train import load_model
 
 
-def test_two_processes_equal_one_process_with_the_same_global_batch(tmp_path, tiny_dvs_root):
-    # 110 training samples, global batch 22: 5 optimiser steps per epoch, 11 samples per process
-    args = ["train", "--data", str(tiny_dvs_root), "--preset", "hardware", "--frame-size", "8",
+def test_two_processes_equal_one_process_with_the_same_global_batch(tmp_path, dvs_root_writer):
+    # users 1-2 train (110 samples), user 3 validates; global batch 22: 5 optimiser steps per
+    # epoch, 11 samples per process
+    root = dvs_root_writer(train_users=(1, 2, 3))
+    args = ["train", "--data", str(root), "--val-users", "3", "--preset", "hardware", "--frame-size", "8",
             "--window-ms", "200", "--hidden", "12", "--epochs", "2", "--batch-size", "22", "--lr", "3e-3",
             "--shift", "0", "--device", "cpu", "--no-progress"]
     assert cli([*args, "--run", str(tmp_path / "one")]) == 0

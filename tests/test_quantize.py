@@ -211,7 +211,7 @@ def train_tiny(root, run, *extra):
     from gesture_snn.cli import main
 
     assert main(["train", "--data", str(root), "--run", str(run), "--preset", "hardware", "--hidden", "8",
-                 "--epochs", "1", "--device", "cpu", "--no-progress", *extra]) == 0
+                 "--epochs", "1", "--device", "cpu", "--no-progress", "--val-users", "2", *extra]) == 0
 
 
 def test_quantize_command_writes_network_and_report(tiny_dvs_root, tmp_path):

@@ -22,8 +22,9 @@ torch.set_num_threads(1)
 TINY_FRAMES = FrameConfig(size=4, bin_ms=20.0, window_ms=200.0)  # 32 inputs, 10 steps
 
 
-def random_frameset(n: int, seed: int, config: FrameConfig = TINY_FRAMES) -> FrameSet:
-    """Binary frames whose class shows in which quarter of the frame is active."""
+def random_frameset(n: int, seed: int, config: FrameConfig = TINY_FRAMES, users=(1, 2, 3, 4)) -> FrameSet:
+    """Binary frames whose class shows in which quarter of the frame is active; samples go to
+    ``users`` in turn (the tiny runs hold out user 4 for validation)."""
     rng = np.random.default_rng(seed)
     labels = rng.integers(0, 11, n)
     frames = (rng.random((n, *config.frame_shape)) < 0.1).astype(np.uint8)
@@ -31,20 +32,20 @@ def random_frameset(n: int, seed: int, config: FrameConfig = TINY_FRAMES) -> Fra
         frames[i, :, label % 2, (label // 2) % 2 * 2, label % 4] = 1
     return FrameSet(
         frames=frames, labels=labels.astype(np.int64), files=[f"f{i}.npy" for i in range(n)],
-        users=np.ones(n, np.int64), config=config,
+        users=np.asarray(users, np.int64)[np.arange(n) % len(users)], config=config,
     )
 
 
 def tiny_config(**train) -> RunConfig:
     return RunConfig().replace(
         frames={"size": 4, "window_ms": 200.0}, model={"hidden": [8]},
-        train={"epochs": 4, "batch_size": 8, "lr": 1e-2, **train},
+        train={"epochs": 4, "batch_size": 8, "lr": 1e-2, "val_users": [4], **train},
     )
 
 
 @pytest.fixture(scope="module")
 def splits():
-    return random_frameset(24, seed=1), random_frameset(12, seed=2)
+    return random_frameset(24, seed=1), random_frameset(12, seed=2, users=(24, 25))
 
 
 def run_training(run_dir, splits, config=None, **kwargs):
@@ -87,17 +88,85 @@ def test_run_directory_contents(tmp_path, splits):
     assert RunConfig.load(run / "config.json") == tiny_config(shift=1)
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in records] == [1, 2, 3, 4]
-    for key in ("train_loss", "train_accuracy", "test_loss", "test_accuracy", "lr", "lr_tau", "firing_rates", "seconds"):
+    for key in ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr", "lr_tau", "firing_rates", "seconds"):
         assert all(key in r for r in records), key
+    assert not any(key.startswith("test") for r in records for key in r)  # no per-epoch look at the test users
     assert records[0]["lr"] == 1e-2 and records[1]["lr"] < 1e-2  # cosine schedule
     best = torch.load(checkpoint_path(run, "best"), weights_only=True)
     last = torch.load(checkpoint_path(run, "last"), weights_only=True)
     assert last["epoch"] == 4 and best["epoch"] == report["best_epoch"]
-    assert best["best"]["test_accuracy"] == max(r["test_accuracy"] for r in records) == report["test_accuracy"]
+    assert best["best"]["val_accuracy"] == max(r["val_accuracy"] for r in records) == report["val_accuracy"]
     assert {"model", "optimizer", "scheduler", "config", "metrics"} <= set(last)
     section = read_report(run)["train"]
     assert section["test_accuracy"] == report["test_accuracy"] and section["best_epoch"] == report["best_epoch"]
+    assert section["split"] == {"train_users": [1, 2, 3], "val_users": [4], "test_users": [24, 25],
+                                "n_train": 18, "n_val": 6, "n_test": 12}
+    assert section["selection"]["chosen_epoch"] == report["best_epoch"]
+    assert section["val_accuracy_per_epoch"] == [r["val_accuracy"] for r in records]
     assert not list(run.rglob("*.tmp"))
+
+
+def test_the_test_split_is_evaluated_once_on_the_selected_and_the_last_checkpoint(tmp_path, splits):
+    report = run_training(tmp_path / "run", splits)
+    model, _ = load_model(tmp_path / "run", "best")
+    x = torch.from_numpy(splits[1].frames).flatten(2).float()
+    with torch.no_grad():
+        predictions = model.scores(model(x)).argmax(1).numpy()
+    assert report["test"]["predictions"] == predictions.tolist()
+    assert report["test"]["accuracy"] == report["test_accuracy"] == float(np.mean(predictions == splits[1].labels))
+    assert report["test"]["epoch"] == report["best_epoch"] and report["test_last"]["epoch"] == 4
+    low, high = report["test"]["ci95"]
+    assert 0.0 <= low <= report["test"]["accuracy"] <= high <= 1.0
+    assert set(report["test"]["per_user"]) == {"24", "25"}
+
+
+def test_validation_selects_and_early_stopping_stops(tmp_path, splits, monkeypatch):
+    # correct validation samples (of 6) per epoch peak at epoch 2: with patience 2, training stops after epoch 4
+    correct_per_epoch = iter([1, 3, 2, 2, 6, 6, 6, 6])
+    from gesture_snn import evaluate as evaluate_module
+
+    original = evaluate_module.evaluate
+    calls = {"n": 0}
+
+    def fake_evaluate(predict, loader, **kwargs):  # train imports evaluate at call time, so this reaches it
+        result = original(predict, loader, **kwargs)
+        if len(result.labels) == 6:  # the validation split (user 4)
+            correct = next(correct_per_epoch)
+            predictions = result.labels.copy()
+            predictions[correct:] = (predictions[correct:] + 1) % 11
+            calls["n"] += 1
+            return evaluate_module.Evaluation(**{**result.__dict__, "predictions": predictions})
+        return result
+
+    monkeypatch.setattr(evaluate_module, "evaluate", fake_evaluate)
+    report = run_training(tmp_path / "run", splits, tiny_config(epochs=8, patience=2))
+    assert calls["n"] == 4 and report["epochs_completed"] == 4 and report["stopped_early"] == 4
+    assert report["best_epoch"] == 2 and report["test"]["epoch"] == 2
+    # resuming a run that stopped early trains nothing more
+    again = run_training(tmp_path / "run", splits, tiny_config(epochs=8, patience=2), resume=True)
+    assert calls["n"] == 4 and again["epochs_completed"] == 4 and again["test"] == report["test"]
+
+
+@pytest.mark.parametrize("val_users, match", [
+    ([24], "test users"), ([9], "not in the training split"), ([1, 2, 3, 4], "every training user"),
+])
+def test_bad_validation_users_are_refused_before_anything_is_written(tmp_path, splits, val_users, match):
+    with pytest.raises(UserError, match=match):
+        run_training(tmp_path / "run", splits, tiny_config(val_users=val_users))
+    assert not (tmp_path / "run").exists()
+
+
+def test_an_empty_validation_user_list_is_a_config_error():
+    from gesture_snn.config import ConfigError
+
+    with pytest.raises(ConfigError, match="val_users"):
+        tiny_config(val_users=[])
+
+
+def test_rate_penalty_lowers_the_firing_rate(tmp_path, splits):
+    plain = run_training(tmp_path / "plain", splits, tiny_config(epochs=3))
+    penalised = run_training(tmp_path / "penalised", splits, tiny_config(epochs=3, rate_penalty=20.0))
+    assert penalised["test"]["firing_rates"][0] < plain["test"]["firing_rates"][0]
 
 
 def test_refuses_to_overwrite_or_to_resume_with_other_settings(tmp_path, splits):
@@ -153,7 +222,8 @@ def test_operation_counts_by_hand():
 def test_cli_train_then_evaluate(tmp_path, tiny_dvs_root):
     run = tmp_path / "run"
     args = ["train", "--data", str(tiny_dvs_root), "--run", str(run), "--preset", "hardware", "--epochs", "2",
-            "--hidden", "16", "--window-ms", "200", "--batch-size", "32", "--device", "cpu", "--no-progress"]
+            "--hidden", "16", "--window-ms", "200", "--batch-size", "32", "--device", "cpu", "--no-progress",
+            "--val-users", "2"]
     assert cli(args) == 0
     config = RunConfig.load(run / "config.json")
     assert config.frames.size == 16 and config.model.hidden == (16,) and config.model.n_inputs == 512
@@ -165,6 +235,7 @@ def test_cli_train_then_evaluate(tmp_path, tiny_dvs_root):
                 "confusion_matrix", "firing_rates", "rotation_pairs", "best_epoch", "epochs_completed"):
         assert key in section, key
     assert section["epochs_completed"] == 3 and section["n_samples"] == 110
+    assert section["split"]["val_users"] == [2] and section["split"]["train_users"] == [1]
     assert section["dense_macs_per_sample"] == config.frames.n_steps * (512 * 16 + 16 * 16 + 16 * 11)
     assert sorted(p.name for p in (run / "plots").glob("*.png")) == [
         "confusion_matrix.png", "learning_curves.png", "spike_raster.png", "time_constants.png"]
@@ -180,10 +251,10 @@ MEMORY_GROWTH_LIMIT = 2**20  # bytes from epoch 2 to 6; a graph retained per bat
 def peak_memory_per_epoch(run_dir) -> list[int]:
     """Train 512 -> 128 -> 11 for 6 epochs of 32 batches; the recorded peak memory of each epoch."""
     config = RunConfig().replace(frames={"size": 16, "bin_ms": 10.0, "window_ms": 1000.0}, model={"hidden": [128]},
-                                 train={"epochs": 6, "batch_size": 8, "lr": 1e-2})
+                                 train={"epochs": 6, "batch_size": 8, "lr": 1e-2, "val_users": [4]})
     gc.collect()  # earlier tests' garbage, freed in the middle of the run, would hide growth
     train(config, run_dir, device="cpu", progress=False, train_set=random_frameset(256, seed=1, config=MEMORY_FRAMES),
-          test_set=random_frameset(16, seed=2, config=MEMORY_FRAMES))
+          test_set=random_frameset(16, seed=2, config=MEMORY_FRAMES, users=(24, 25)))
     records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     if {r["peak_memory_measure"] for r in records} != {"max_heap_in_use_after_batches"}:
         pytest.skip("no glibc mallinfo2 here: the resident set size is too coarse for a leak bound")

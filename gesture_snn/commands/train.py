@@ -32,6 +32,10 @@ _OVERRIDES = {
     "shift": ("train", "shift"),
     "seed": ("train", "seed"),
     "qat_epochs": ("train", "qat_epochs"),
+    "val_users": ("train", "val_users"),
+    "patience": ("train", "patience"),
+    "rate_penalty": ("train", "rate_penalty"),
+    "architecture": ("model", "architecture"),
     "qat": ("model", "qat_weight_bits"),
     "hidden": ("model", "hidden"),
     "feedforward": ("model", "feedforward"),
@@ -47,14 +51,15 @@ _RESUME_OVERRIDES = ("epochs",)
 
 
 def add_arguments(parser) -> None:
-    from gesture_snn.config import DECODES, NEURONS, PRESETS, SCHEDULES
+    from gesture_snn.config import ARCHITECTURES, DECODES, NEURONS, PRESETS, SCHEDULES
 
     parser.add_argument("--data", metavar="DIR", default=None, help="data root (default: the config's, datasets/synthetic)")
     parser.add_argument("--run", metavar="RUNDIR", required=True, help="run directory to write")
     parser.add_argument("--config", metavar="FILE", default=None, help="JSON file with 'model' / 'train' / 'frames' fields")
     parser.add_argument("--preset", choices=sorted(PRESETS), default=None,
                         help="starting configuration: 'hardware' = 16x16x2 binary input -> 128 recurrent ALIF -> 11 "
-                        "(what the integer model and the FPGA run), 'default' (the default) = 32x32x2 -> 256 -> 11")
+                        "(what the integer model and the FPGA run), 'default' (the default) = 32x32x2 -> 256 -> 11, 'paper' = the "
+                        "hardware shape with the SRNN authors' settings (docs/training.md)")
     parser.add_argument("--init-from", metavar="RUNDIR_OR_CHECKPOINT", default=None,
                         help="start from the weights (best checkpoint) and the configuration of another run, e.g. to "
                         "fine-tune a float run with --qat; flags change its configuration")
@@ -72,6 +77,13 @@ def add_arguments(parser) -> None:
     opt.add_argument("--grad-clip", type=float, help="max gradient L2 norm (0 = off)")
     opt.add_argument("--shift", type=int, metavar="PIXELS", help="augmentation: random shift of each training sample by up to PIXELS frame pixels (0 = off)")
     opt.add_argument("--seed", type=int, help="seed of initialisation, data order and augmentation")
+    opt.add_argument("--rate-penalty", type=float, metavar="W",
+                     help="firing-rate regularisation: add W x the mean firing rate (spikes/neuron/step) to the loss (0 = off)")
+
+    sel = parser.add_argument_group("model selection (docs/evaluation.md; the test users are never looked at)")
+    sel.add_argument("--val-users", type=int, nargs="+", metavar="USER",
+                     help="training users held out for validation (default 20 21 22 23); the best epoch is chosen on them")
+    sel.add_argument("--patience", type=int, metavar="N", help="early stopping after N epochs without a better validation accuracy")
 
     qat = parser.add_argument_group("quantization-aware training (docs/training.md)")
     qat.add_argument("--qat", type=int, nargs="?", const=8, metavar="BITS",
@@ -83,6 +95,9 @@ def add_arguments(parser) -> None:
     net = parser.add_argument_group("network (default: the preset's)")
     net.add_argument("--hidden", type=int, nargs="+", metavar="N", help="recurrent layer sizes, input side first")
     net.add_argument("--feedforward", type=int, metavar="N", help="feed-forward ALIF layer before them (0 = none)")
+    net.add_argument("--architecture", choices=ARCHITECTURES,
+                     help="srnn (default), or a non-spiking control of the same width: frame_mlp (memoryless per-frame "
+                     "MLP), gru, summed_linear (linear on time-summed input)")
     net.add_argument("--neuron", choices=NEURONS, help="alif (adaptive threshold) or lif (beta = 0)")
     net.add_argument("--decode", choices=DECODES, help="readout decoding: last step, time mean, or loss at every step")
 
@@ -157,8 +172,10 @@ def run(args) -> int:
     report = train(config, run_dir, device=args.device, resume=args.resume, progress=args.progress)
     if int(os.environ.get("RANK", 0)) == 0:
         print(
-            f"best test accuracy {100 * report['test_accuracy']:.1f}% (epoch {report['best_epoch']}), "
-            f"final {100 * report['final_test_accuracy']:.1f}%, {report['train_seconds']:.0f} s; "
-            f"run: {run_dir} (next: gesture-snn evaluate --run {run_dir})"
+            f"selected epoch {report['best_epoch']} on the validation users {report['split']['val_users']} "
+            f"(val accuracy {100 * report['val_accuracy']:.1f}%); test accuracy, evaluated once: "
+            f"{100 * report['test']['accuracy']:.1f}% (95% CI over users {100 * report['test']['ci95'][0]:.1f}-"
+            f"{100 * report['test']['ci95'][1]:.1f}%), last epoch {100 * report['test_last']['accuracy']:.1f}%; "
+            f"{report['train_seconds']:.0f} s; run: {run_dir} (next: gesture-snn evaluate --run {run_dir})"
         )
     return 0
