@@ -14,7 +14,8 @@ import sys
 from gesture_snn.errors import UserError
 
 # Order is the pipeline order; it is also the order of `gesture-snn --help`.
-COMMANDS = ("synth", "fetch", "train", "evaluate", "quantize", "simulate", "build", "stream", "demo")
+COMMANDS = ("synth", "fetch", "train", "evaluate", "controls", "experiment", "rate-sweep", "quantize", "simulate",
+            "build", "stream", "demo")
 
 
 
@@ -46,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"gesture-snn {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:
-        module = importlib.import_module(f"gesture_snn.commands.{name}")
+        module = importlib.import_module(f"gesture_snn.commands.{name.replace('-', '_')}")
         sp = sub.add_parser(
             name,
             help=module.HELP,

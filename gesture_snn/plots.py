@@ -13,7 +13,8 @@ import numpy as np
 
 from gesture_snn.rundir import atomic_write
 
-__all__ = ["confusion_matrix", "learning_curves", "spike_raster", "time_constants"]
+__all__ = ["accuracy_energy_front", "confusion_matrix", "control_bars", "latency_accuracy", "learning_curves",
+           "spike_raster", "time_constants"]
 
 
 def _figure(*args, **kwargs):
@@ -108,4 +109,70 @@ def time_constants(taus: Mapping[str, np.ndarray], path: str | os.PathLike, *, b
         ax.set(xlabel=f"steps (1 step = {bin_ms:g} ms)", ylabel="neurons", title=name)
         ax.axvline(np.median(values), color="black", lw=1, ls="--", label=f"median {np.median(values):.1f}")
         ax.legend(fontsize=8)
+    _save(fig, path)
+
+
+def control_bars(entries: Mapping[str, Mapping], path: str | os.PathLike, *, title: str) -> None:
+    """Test accuracy of the network and each control (``accuracy``, ``ci95`` error bars), with
+    the cw/ccw within-pair accuracy (``within_pair_accuracy``) beside it; chance lines."""
+    names = list(entries)
+    fig, (ax, ax_pair) = _figure(1, 2, figsize=(12, 0.45 * len(names) + 1.6), sharey=True,
+                                 gridspec_kw={"width_ratios": [3, 2]})
+    y = np.arange(len(names))[::-1]
+    for axis, key, chance, label in ((ax, "accuracy", 100 / 11, "test accuracy (%)"),
+                                     (ax_pair, "within_pair_accuracy", 50.0, "cw / ccw within pair (%)")):
+        values = [entries[n].get(key) for n in names]
+        colours = ["tab:blue" if n == "network" else "tab:grey" for n in names]
+        axis.barh(y, [100 * (v or 0) for v in values], color=colours, alpha=0.85)
+        if key == "accuracy":
+            low = [100 * (entries[n]["accuracy"] - entries[n]["ci95"][0]) for n in names]
+            high = [100 * (entries[n]["ci95"][1] - entries[n]["accuracy"]) for n in names]
+            axis.errorbar([100 * v for v in values], y, xerr=[low, high], fmt="none", ecolor="black", capsize=3)
+        for yi, v in zip(y, values):
+            if v is not None:
+                axis.text(100 * v + 1, yi, f"{100 * v:.1f}", va="center", fontsize=8)
+        axis.axvline(chance, color="tab:red", ls=":", lw=1, label=f"chance {chance:.0f} %")
+        axis.set(xlim=(0, 105), xlabel=label)
+        axis.legend(fontsize=8, loc="lower right")
+        axis.grid(axis="x", alpha=0.3)
+    ax.set_yticks(y, [entries[n].get("label", n) for n in names])
+    ax.set_title(title, fontsize=9, loc="left")
+    _save(fig, path)
+
+
+def latency_accuracy(curves: Mapping[str, Mapping], path: str | os.PathLike) -> None:
+    """Accuracy against time since the recording started (``time_ms``, ``accuracy``), one line
+    per network (float, integer), with the fraction of recordings still running."""
+    fig, ax = _figure(figsize=(7, 3.8))
+    for name, curve in curves.items():
+        ax.plot(curve["time_ms"], [100 * a for a in curve["accuracy"]], label=name)
+    first = next(iter(curves.values()))
+    ax2 = ax.twinx()
+    ax2.plot(first["time_ms"], [100 * r for r in first["running"]], color="tab:grey", ls=":", lw=1)
+    ax2.set_ylabel("recordings still running (%)", color="tab:grey")
+    ax2.set_ylim(0, 105)
+    ax.set(xlabel="time since the recording started (ms)", ylabel="accuracy of the decision so far (%)",
+           ylim=(0, 100), title="streaming decision over whole recordings")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    _save(fig, path)
+
+
+def accuracy_energy_front(points: Sequence[Mapping], path: str | os.PathLike) -> None:
+    """Validation and test accuracy (mean, 95 % interval) against synaptic operations per sample,
+    one point per regularisation weight (``weight``, ``sops``, ``val``, ``test``)."""
+    fig, ax = _figure(figsize=(7, 4))
+    for key, colour in (("val", "tab:orange"), ("test", "tab:blue")):
+        x = [p["sops"] for p in points]
+        mean = np.array([100 * p[key]["mean"] for p in points])
+        low = mean - [100 * p[key]["ci95"][0] for p in points]
+        high = [100 * p[key]["ci95"][1] for p in points] - mean
+        ax.errorbar(x, mean, yerr=[low, high], fmt="o-", color=colour, capsize=3, label=f"{key} accuracy")
+    for p in points:
+        ax.annotate(f"w={p['weight']:g}", (p["sops"], 100 * p["test"]["mean"]), textcoords="offset points",
+                    xytext=(4, -10), fontsize=7)
+    ax.set(xscale="log", xlabel="synaptic operations per sample (log)", ylabel="accuracy (%)",
+           title="firing-rate regularisation: the accuracy-energy front")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
     _save(fig, path)

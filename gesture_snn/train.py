@@ -67,6 +67,7 @@ __all__ = [
     "CHECKPOINT_FORMAT",
     "Distributed",
     "checkpoint_path",
+    "finished",
     "load_checkpoint",
     "load_model",
     "random_shift",
@@ -179,6 +180,13 @@ def _load_split(config: RunConfig, *, train: bool, progress: bool):
     from gesture_snn.data import load_frames
 
     return load_frames(config.data, train=train, config=config.frames, progress=progress)
+
+
+def finished(run_dir: str | os.PathLike) -> bool:
+    """Whether ``run_dir`` holds a finished training run (its test result is in the report)."""
+    from gesture_snn.rundir import read_report
+
+    return Path(run_dir).is_dir() and "test" in read_report(run_dir).get("train", {})
 
 
 def split_validation(train_set, val_users, *, test_users=()):
@@ -401,10 +409,12 @@ def train(
             if best["epoch"] == 0:
                 raise UserError(f"{run_dir}: no epoch could be selected (no QAT epoch was trained)")
             test_loader = make_loader(test_set, batch_size=cfg.batch_size, shuffle=False)
-            for key, which in (("test", "best"), ("test_last", "last")):
+            for key, which, frameset, loader in (("val", "best", val_set, val_loader), ("test", "best", test_set, test_loader),
+                                                 ("test_last", "last", test_set, test_loader)):
                 chosen, _ = load_model(run_dir, which, device=dev)
-                result = evaluate(float_predictor(chosen, device=dev), test_loader, shape=shape, n_classes=len(CLASSES))
-                report[key] = _test_record(result, test_set, which, load_checkpoint(checkpoint_path(run_dir, which))["epoch"])
+                result = evaluate(float_predictor(chosen, device=dev), loader, shape=shape, n_classes=len(CLASSES))
+                epoch = load_checkpoint(checkpoint_path(run_dir, which))["epoch"]
+                report[key] = _test_record(result, frameset, which, epoch, bin_ms=config.frames.bin_ms)
             report["test_accuracy"] = report["test"]["accuracy"]
             report["final_test_accuracy"] = report["test_last"]["accuracy"]
             update_report(run_dir, "train", report)
@@ -432,7 +442,8 @@ def _split_record(fit_set, val_set, test_set) -> dict:
     }
 
 
-def _test_record(result, test_set, which: str, epoch: int) -> dict:
+def _test_record(result, test_set, which: str, epoch: int, *, bin_ms: float) -> dict:
+    """One evaluation of a finished run (``val``, ``test``, ``test_last`` in the report)."""
     correct = result.predictions == result.labels
     per_user = {}
     for user in sorted(set(test_set.users.tolist())):
@@ -449,6 +460,9 @@ def _test_record(result, test_set, which: str, epoch: int) -> dict:
         "n_samples": result.n_samples,
         "per_user": per_user,
         "firing_rates": result.firing_rates,
+        "firing_rates_hz": [r * 1000.0 / bin_ms for r in result.firing_rates],
+        "sops_per_sample": result.sops_per_sample,
+        "input_density": result.input_density,
         "predictions": result.predictions.tolist(),
         "labels": result.labels.tolist(),
         "users": test_set.users.tolist(),

@@ -51,10 +51,19 @@ _RESUME_OVERRIDES = ("epochs",)
 
 
 def add_arguments(parser) -> None:
-    from gesture_snn.config import ARCHITECTURES, DECODES, NEURONS, PRESETS, SCHEDULES
-
     parser.add_argument("--data", metavar="DIR", default=None, help="data root (default: the config's, datasets/synthetic)")
     parser.add_argument("--run", metavar="RUNDIR", required=True, help="run directory to write")
+    parser.add_argument("--resume", action="store_true", help="continue RUNDIR from its last checkpoint")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="where to train")
+    parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar or epoch lines")
+    add_config_arguments(parser)
+
+
+def add_config_arguments(parser) -> None:
+    """The flags that make a RunConfig (:func:`build_config`): preset, --config, --init-from and
+    one flag per field (shared with ``gesture-snn experiment`` and ``rate-sweep``)."""
+    from gesture_snn.config import ARCHITECTURES, DECODES, NEURONS, PRESETS, SCHEDULES
+
     parser.add_argument("--config", metavar="FILE", default=None, help="JSON file with 'model' / 'train' / 'frames' fields")
     parser.add_argument("--preset", choices=sorted(PRESETS), default=None,
                         help="starting configuration: 'hardware' = 16x16x2 binary input -> 128 recurrent ALIF -> 11 "
@@ -63,9 +72,6 @@ def add_arguments(parser) -> None:
     parser.add_argument("--init-from", metavar="RUNDIR_OR_CHECKPOINT", default=None,
                         help="start from the weights (best checkpoint) and the configuration of another run, e.g. to "
                         "fine-tune a float run with --qat; flags change its configuration")
-    parser.add_argument("--resume", action="store_true", help="continue RUNDIR from its last checkpoint")
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="where to train")
-    parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar or epoch lines")
 
     opt = parser.add_argument_group("optimisation (default: the preset's)")
     opt.add_argument("--epochs", type=int, help="passes over the training split")
