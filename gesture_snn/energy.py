@@ -453,14 +453,11 @@ def fair_dense(activity: Activity, shape: NetworkShape, *, adaptive: bool = True
     t = activity.n_steps
     snn = {"synaptic_add": sum(c["synaptic_ops"] for c in conns)}
     snn.update(_snn_neuron_ops(activity, shape, adaptive))
-    dense_input = conns[0]["dense_ops"]
-    dense = {
-        ("synaptic_add" if activity.binary_inputs else "synaptic_mac_add"): dense_input,
-        **({} if activity.binary_inputs else {"synaptic_mac_mult": dense_input}),
-    }
-    other = sum(c["dense_ops"] for c in conns[1:])
-    dense["synaptic_mac_mult"] = dense.get("synaptic_mac_mult", 0) + other
-    dense["synaptic_mac_add"] = dense.get("synaptic_mac_add", 0) + other
+    dense_input, other = conns[0]["dense_ops"], sum(c["dense_ops"] for c in conns[1:])
+    if activity.binary_inputs:  # products with a 0/1 input are additions
+        dense = {"synaptic_add": dense_input, "synaptic_mac_mult": other, "synaptic_mac_add": other}
+    else:
+        dense = {"synaptic_mac_mult": dense_input + other, "synaptic_mac_add": dense_input + other}
     neurons = sum(shape.layers)
     dense.update({"neuron_mult": t * neurons, "neuron_add": t * neurons, "neuron_compare": t * neurons,
                   "readout_mult": t * shape.n_outputs, "readout_add": t * shape.n_outputs})
