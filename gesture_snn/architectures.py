@@ -36,6 +36,7 @@ class _Control(nn.Module):
     def __init__(self, config: ModelConfig):
         super().__init__()
         self.config = config
+        self.layers = nn.ModuleList()  # no spiking layers
 
     @property
     def qat_weight_bits(self) -> None:

@@ -48,6 +48,7 @@ __all__ = [
     "events_to_frames",
     "load_frames",
     "make_loader",
+    "recording_steps",
     "split_dir",
 ]
 
@@ -425,8 +426,26 @@ def _check_raw_events(path: Path) -> np.ndarray:
 # Framing
 
 
-def events_to_frames(events: np.ndarray, config: FrameConfig) -> np.ndarray:
-    """Bin one sample's events into ``uint8 [T, 2, size, size]`` frames.
+def recording_steps(events: np.ndarray, config: FrameConfig) -> int:
+    """Bins of ``config.bin_ms`` that a whole recording spans: ``(t_last - t_first) // bin_us + 1``.
+
+    Raises :class:`UserError` for a recording with no events or one shorter than one bin (its
+    events span less than ``bin_ms``): it cannot be streamed step by step.
+    """
+    if len(events) == 0:
+        raise UserError("a recording without events cannot be streamed")
+    span = int(events["t"].max()) - int(events["t"].min())
+    if span < config.bin_us:
+        raise UserError(
+            f"a recording spanning {span / 1000:g} ms is shorter than one bin (bin_ms = {config.bin_ms:g}); "
+            f"it cannot be streamed step by step"
+        )
+    return span // config.bin_us + 1
+
+
+def events_to_frames(events: np.ndarray, config: FrameConfig, *, n_steps: int | None = None) -> np.ndarray:
+    """Bin one sample's events into ``uint8 [T, 2, size, size]`` frames (``T = n_steps``, by
+    default ``config.n_steps``; :func:`recording_steps` gives the whole recording's).
 
     ``events`` is a structured array with fields x, y (0..127), p (0/1 or bool), t (integer
     microseconds), as tonic returns it. With ``t0`` the earliest event time, the event at
@@ -435,10 +454,12 @@ def events_to_frames(events: np.ndarray, config: FrameConfig) -> np.ndarray:
     pixel is 1 if any event falls into it; in ``"count"`` mode it is the number of events,
     saturating at 255. No events give all-zero frames.
     """
-    n_steps, _, size, _ = config.frame_shape
+    n_steps = config.n_steps if n_steps is None else n_steps
+    size = config.size
+    shape = (n_steps, 2, size, size)
     n_pixels = 2 * size * size
     if len(events) == 0:
-        return np.zeros(config.frame_shape, dtype=np.uint8)
+        return np.zeros(shape, dtype=np.uint8)
     x = events["x"].astype(np.int64)
     y = events["y"].astype(np.int64)
     p = events["p"].astype(np.int64)
@@ -456,7 +477,7 @@ def events_to_frames(events: np.ndarray, config: FrameConfig) -> np.ndarray:
         frames = (counts > 0).astype(np.uint8)
     else:
         frames = np.minimum(counts, 255).astype(np.uint8)
-    return frames.reshape(config.frame_shape)
+    return frames.reshape(shape)
 
 
 # --------------------------------------------------------------------------------------------

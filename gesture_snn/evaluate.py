@@ -276,6 +276,29 @@ def rotation_pair_summary(evaluation: Evaluation, class_names: Sequence[str]) ->
     return out
 
 
+def _energy(result: Evaluation, config, model, *, integer: bool) -> dict | None:
+    """The energy accounts of :mod:`gesture_snn.energy` for this evaluation (SRNN runs only):
+    the seed paper's, NeuroBench's, a fair dense RNN, integer costs with memory reads, a GRU of
+    the same width, and the gateware."""
+    from gesture_snn.energy import Activity, GRUShape, connection_sparsity, energy_report, footprint_bytes, srnn_weights
+
+    if config.model.architecture != "srnn" or result.n_samples == 0:
+        return None
+    shape = NetworkShape.of(config.model)
+    hardware_shape = len(shape.layers) == 1
+    weights = {} if model is None else {"footprint": footprint_bytes(model),
+                                        "sparsity": connection_sparsity(srnn_weights(model))}
+    return energy_report(
+        Activity.from_evaluation(result, binary_inputs=config.frames.mode == "binary"),
+        shape,
+        gru=GRUShape(n_inputs=shape.n_inputs, hidden=shape.layers[-1], n_outputs=shape.n_outputs,
+                     n_steps=result.n_steps, readout_every_step=config.model.decode != "last"),
+        lanes=8 if hardware_shape else None,
+        adaptive=config.model.neuron == "alif",
+        **weights,
+    )
+
+
 def evaluate_run(
     run_dir: str | os.PathLike,
     *,
@@ -328,6 +351,7 @@ def evaluate_run(
     result = evaluate(predictor, loader, shape=NetworkShape.of(config.model), n_classes=len(CLASSES))
     summary = result.summary(CLASSES)
     summary["rotation_pairs"] = rotation_pair_summary(result, CLASSES)
+    summary["energy"] = _energy(result, config, model, integer=integer)
     if integer:
         summary["integer_dir"] = "integer"
         summary["saturation_events_test"] = dict(predictor.saturation)

@@ -27,12 +27,20 @@ def add_arguments(parser) -> None:
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="where to run")
     parser.add_argument("--raster-sample", type=int, default=0, metavar="I", help="test sample shown in the spike raster")
     parser.add_argument("--no-plots", dest="plots", action="store_false", help="skip the PNG plots")
+    parser.add_argument("--whole-recordings", action="store_true",
+                        help="instead: stream every whole test recording through the network (state carried from the "
+                        "first event to the last, a decision at every step) and, if quantized, the integer network; "
+                        "latency-accuracy curve, end accuracy, time to a stable decision ('streaming' section)")
+    parser.add_argument("--limit", type=int, default=None, metavar="N", help="with --whole-recordings: the first N recordings")
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
 
 
 def run(args) -> int:
     from gesture_snn.data import CLASSES
     from gesture_snn.evaluate import evaluate_run
+
+    if args.whole_recordings:
+        return _stream(args)
 
     summary = evaluate_run(
         args.run,
@@ -62,4 +70,27 @@ def run(args) -> int:
         print(f"saturation events on the test split: {saturation}")
     where = "quantize section, 'integer' entry" if args.integer else "train section"
     print(f"report: {args.run}/report.json ({where}); plots: {args.run}/plots/")
+    return 0
+
+
+def _stream(args) -> int:
+    from gesture_snn.errors import UserError
+    from gesture_snn.streaming import stream_run
+
+    if args.integer or args.checkpoint != "best":
+        raise UserError("--whole-recordings streams the best checkpoint and, if the run is quantized, its integer "
+                        "network; --integer and --checkpoint do not apply")
+    if args.limit is not None and args.limit < 1:
+        raise UserError(f"--limit must be at least 1, not {args.limit}")
+    section = stream_run(args.run, data=args.data, limit=args.limit, progress=args.progress)
+    for name in ("float", "integer"):
+        if name in section:
+            s = section[name]
+            stable = s["time_to_stable_ms"]
+            median = "-" if stable["median"] is None else f"{stable['median']:.0f} ms"
+            print(f"{name}: {s['n_recordings']} whole recordings ({s['duration_ms']['min'] / 1000:.1f}-"
+                  f"{s['duration_ms']['max'] / 1000:.1f} s): accuracy at the end {100 * s['end']['mean']:.1f}% "
+                  f"[{100 * s['end']['ci95'][0]:.1f}-{100 * s['end']['ci95'][1]:.1f}], stable right decision in "
+                  f"{100 * stable['fraction_stable']:.0f}% of them after a median {median}")
+    print(f"report: {args.run}/report.json (streaming section); plot: {args.run}/{section['plot']}")
     return 0
