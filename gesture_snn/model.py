@@ -107,6 +107,8 @@ class ALIFLayer(nn.Module):
     qat_weight_bits:
         None: float weights; 2..16: quantization-aware training, the folded weights
         ``(1 - alpha) W`` fake-quantized to this many bits (an attribute that may be changed).
+    b_init:
+        Initial adaptation state ``b_{-1}`` (0: ours; the authors' code starts at ``b0``).
     """
 
     def __init__(
@@ -122,6 +124,7 @@ class ALIFLayer(nn.Module):
         tau_m_bounds: tuple[float, float] = (1.0, 1000.0),
         tau_adp_bounds: tuple[float, float] = (1.0, 4000.0),
         qat_weight_bits: int | None = None,
+        b_init: float = 0.0,
     ):
         super().__init__()
         if input_size < 1 or size < 1:
@@ -133,6 +136,9 @@ class ALIFLayer(nn.Module):
             raise ValueError(f"b0 (base threshold) must be positive, not {b0}")
         self.input_size, self.size, self.adaptive = input_size, size, adaptive
         self.b0, self.beta = float(b0), float(beta) if adaptive else 0.0
+        if b_init < 0:
+            raise ValueError(f"b_init (initial adaptation state) must be >= 0, not {b_init}")
+        self.b_init = float(b_init) if adaptive else 0.0
         self.tau_m_bounds, self.tau_adp_bounds = tuple(tau_m_bounds), tuple(tau_adp_bounds)
         self.weight = nn.Parameter(torch.empty(size, input_size))
         nn.init.xavier_uniform_(self.weight)
@@ -175,7 +181,8 @@ class ALIFLayer(nn.Module):
             # project every step at once (on the batch-major input: no copy of x), then run
             # the recurrence time-major
             u = F.spike_linear(x, w_in).transpose(0, 1).contiguous()
-            z, v, th = F.alif_recurrence(u, alpha=alpha, rho=rho, w_rec=w_rec, b0=self.b0, beta=self.beta)
+            z, v, th = F.alif_recurrence(u, alpha=alpha, rho=rho, w_rec=w_rec, b0=self.b0, beta=self.beta,
+                                         b_init=self.b_init)
             return LayerRecord(z.transpose(0, 1), v.transpose(0, 1), th.transpose(0, 1))
         return self._stepwise(x, w_in, w_rec, alpha, rho)
 
@@ -183,7 +190,8 @@ class ALIFLayer(nn.Module):
         zero = x.new_zeros(x.shape[0], self.size)
         z_seq, v_seq, th_seq = [], [], []
         if self.adaptive:
-            state, params = F.ALIFState(v=zero, b=zero, z=zero), F.ALIFParameters(alpha, rho, self.b0, self.beta)
+            state = F.ALIFState(v=zero, b=torch.full_like(zero, self.b_init), z=zero)
+            params = F.ALIFParameters(alpha, rho, self.b0, self.beta)
         else:
             state, params = F.LIFState(v=zero, z=zero), F.LIFParameters(alpha, self.b0)
             th = torch.full_like(zero, self.b0)
@@ -309,6 +317,7 @@ class SRNN(nn.Module):
             tau_adp=config.tau_adp_init,
             tau_m_bounds=config.tau_m_bounds,
             tau_adp_bounds=config.tau_adp_bounds,
+            b_init=config.b_init,
         )
         layers: list[ALIFLayer] = []
         size = config.n_inputs
@@ -409,9 +418,11 @@ class SRNN(nn.Module):
             problems.append(f"a feed-forward layer of {self.config.feedforward} neurons")
         if len(self.config.hidden) != 1:
             problems.append(f"{len(self.config.hidden)} recurrent layers")
+        if self.config.b_init:
+            problems.append(f"an initial adaptation state b_init = {self.config.b_init} (the integer model starts at 0)")
         if problems:
             raise ValueError(
-                "the hardware supports exactly one recurrent ALIF layer fed by the input; this "
+                "the hardware supports exactly one recurrent ALIF layer fed by the input, from a zero state; this "
                 f"model has {' and '.join(problems)}"
             )
         layer = self.layers[0]

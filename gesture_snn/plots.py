@@ -128,9 +128,10 @@ def control_bars(entries: Mapping[str, Mapping], path: str | os.PathLike, *, tit
             low = [100 * (entries[n]["accuracy"] - entries[n]["ci95"][0]) for n in names]
             high = [100 * (entries[n]["ci95"][1] - entries[n]["accuracy"]) for n in names]
             axis.errorbar([100 * v for v in values], y, xerr=[low, high], fmt="none", ecolor="black", capsize=3)
-        for yi, v in zip(y, values):
+        for yi, v, n in zip(y, values, names):
             if v is not None:
-                axis.text(100 * v + 1, yi, f"{100 * v:.1f}", va="center", fontsize=8)
+                right = max(v, entries[n]["ci95"][1]) if key == "accuracy" else v
+                axis.text(100 * right + 1.5, yi, f"{100 * v:.1f}", va="center", fontsize=8)
         axis.axvline(chance, color="tab:red", ls=":", lw=1, label=f"chance {chance:.0f} %")
         axis.set(xlim=(0, 105), xlabel=label)
         axis.legend(fontsize=8, loc="lower right")

@@ -236,3 +236,40 @@ def test_a_recording_shorter_than_one_bin_cannot_be_streamed(tmp_path, dvs_root_
 
     with pytest.raises(UserError, match=r"shorter than one bin.*|0\.npy"):
         load_whole_recordings(root, FrameConfig(size=16, bin_ms=10.0, window_ms=100.0))
+
+
+# --- the authors' settings --------------------------------------------------------------------------
+
+
+def test_paper_preset_starts_the_adaptation_at_b0():
+    from gesture_snn.config import PRESETS
+
+    config = RunConfig.from_dict(PRESETS["paper"])
+    assert config.model.b_init == 0.1 and config.model.decode == "last" and config.train.lr == 1e-3
+    torch.manual_seed(0)
+    fused = SRNN(config.model)
+    stepwise = SRNN(config.model, implementation="stepwise")
+    stepwise.load_state_dict(fused.state_dict())
+    x = (torch.rand(2, 12, config.model.n_inputs) < 0.1).float()
+    a, b = fused(x, record=True), stepwise(x, record=True)
+    torch.testing.assert_close(a.readout, b.readout)
+    layer = fused.layers[0]
+    _, rho = layer.decays()
+    # the first threshold: b0 + beta * (rho * b_init + (1 - rho) * z_-1), z_-1 = 0
+    torch.testing.assert_close(a.records[0].th[:, 0], (0.1 + 1.84 * rho * 0.1).expand(2, -1))
+    with pytest.raises(ValueError, match="b_init"):
+        fused.hardware_parameters()
+
+
+def test_simulate_a_whole_recording_on_the_gateware(tmp_path, tiny_dvs_root):
+    run = tmp_path / "run"
+    assert cli(["train", "--data", str(tiny_dvs_root), "--run", str(run), "--preset", "hardware", "--epochs", "1",
+                "--hidden", "8", "--frame-size", "8", "--window-ms", "100", "--device", "cpu", "--no-progress",
+                "--val-users", "2"]) == 0
+    assert cli(["quantize", "--run", str(run), "--no-progress"]) == 0
+    assert cli(["simulate", "--run", str(run), "--whole-recording", "--samples", "1", "--backend", "amaranth",
+                "--no-progress"]) == 0
+    section = read_report(run)["simulate_whole_recordings"]
+    # one whole tiny recording spans 24 bins of 10 ms, more than the 10-step window
+    assert section["samples"] == 1 and section["steps"] == 24 and section["mismatches"] == 0
+    assert section["input"] == "whole recordings" and "simulate" not in read_report(run)
