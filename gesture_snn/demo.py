@@ -39,6 +39,7 @@ class DemoConfig:
     sim_backend: ``cxxrtl`` (compiled with g++; the whole test split in seconds) or ``amaranth``
         (the Python simulator, about 30 s per 160-step sample).
     target: FPGA target of the bitstream, or ``None`` to skip the build.
+    controls: the controls run on the trained network (docs/evaluation.md).
     """
 
     data: Path = Path("datasets/synthetic")
@@ -49,6 +50,8 @@ class DemoConfig:
     sim_samples: int | str = "all"
     sim_backend: str = "cxxrtl"
     target: str | None = "ice40-up5k"
+    controls: tuple[str, ...] = ("reversed", "shuffled", "no_adaptation", "no_recurrence", "frame_mlp", "lif",
+                                 "summed_linear", "gru")
 
     @classmethod
     def quick(cls, **overrides) -> "DemoConfig":
@@ -61,6 +64,7 @@ class DemoConfig:
             epochs=2,
             sim_samples=2,
             sim_backend="amaranth",
+            controls=("reversed", "shuffled", "no_adaptation", "no_recurrence", "frame_mlp"),
         )
         base.update(overrides)
         return cls(**base)
@@ -94,6 +98,10 @@ def _train_finished(cfg: DemoConfig, report: dict) -> bool:
     )
 
 
+def _controls_finished(cfg: DemoConfig, report: dict) -> bool:
+    return set(cfg.controls) <= set(report.get("controls", {}))
+
+
 def _simulate_finished(cfg: DemoConfig, report: dict) -> bool:
     sim = report.get("simulate", {})
     wanted = report.get("quantize", {}).get("n_test", -1) if cfg.sim_samples == "all" else cfg.sim_samples
@@ -125,10 +133,22 @@ STAGES: tuple[Stage, ...] = (
         lambda c, r: "energy_ratio" in r.get("train", {}),
     ),
     Stage(
+        "controls",
+        "controls that remove time",
+        lambda c: ["controls", "--run", str(c.run), "--controls", *c.controls],
+        _controls_finished,
+    ),
+    Stage(
         "quantize",
         "quantization",
         lambda c: ["quantize", "--run", str(c.run)],
         lambda c, r: "int_test_accuracy" in r.get("quantize", {}),
+    ),
+    Stage(
+        "streaming",
+        "whole-recording streaming (float and integer)",
+        lambda c: ["evaluate", "--run", str(c.run), "--whole-recordings"],
+        lambda c, r: "integer" in r.get("streaming", {}),
     ),
     Stage(
         "simulate",
@@ -208,11 +228,26 @@ def summary_rows(report: dict, *, target: str | None) -> list[tuple[str, str]]:
     """The demo's summary as (quantity, value) rows, read from ``report.json``."""
     sim = report.get("simulate", {})
     build = _get(report, "build", target or "", default={}) or {}
+    train = report.get("train", {})
+    test = train.get("test", {})
     rows = [
-        ("float test accuracy", _pct(_get(report, "quantize", "float_test_accuracy", default=_get(report, "train", "test_accuracy")))),
+        ("selected epoch (validation users)", f"{train.get('best_epoch')} of {train.get('epochs_completed')}, "
+                                              f"val accuracy {_pct(train.get('val_accuracy'))}"),
+        ("float test accuracy (1 seed, 95 % CI over users)",
+         f"{_pct(test.get('accuracy'))} [{_interval(test.get('ci95'))}]"),
         ("integer test accuracy", _pct(_get(report, "quantize", "int_test_accuracy"))),
         ("float/integer prediction agreement", _pct(_get(report, "quantize", "prediction_agreement"))),
     ]
+    for name, entry in report.get("controls", {}).items():
+        if isinstance(entry, dict) and name != "network":
+            rows.append((f"control: {entry['label']}", f"{_pct(entry['accuracy'])} [{_interval(entry['ci95'])}], "
+                                                       f"cw/ccw pair {_pct(entry['within_pair_accuracy'])}"))
+    for kind in ("float", "integer"):
+        stream = _get(report, "streaming", kind)
+        if stream:
+            stable = stream["time_to_stable_ms"]["median"]
+            rows.append((f"whole recordings, {kind}: accuracy at the end / median time to a stable decision",
+                         f"{_pct(stream['end']['mean'])} / {'n/a' if stable is None else f'{stable:.0f} ms'}"))
     if sim:
         exact = "yes" if sim.get("mismatches") == 0 else "NO"
         rows.append(("gateware bit-exact with golden model", f"{exact} ({sim.get('samples')} samples, {sim.get('steps')} steps)"))
@@ -228,14 +263,22 @@ def summary_rows(report: dict, *, target: str | None) -> list[tuple[str, str]]:
             ),
             ("latency per gesture", f"{build.get('latency_ms_per_gesture', 0):.0f} ms"),
         ]
-    train = report.get("train", {})
     if "sops_per_sample" in train:
         rows += [
             ("synaptic operations per sample", f"{train['sops_per_sample']:.3g}"),
             ("dense RNN MACs per sample", f"{train['dense_macs_per_sample']:.3g}"),
-            ("energy ratio (dense RNN / SRNN)", f"{train['energy_ratio']:.1f} x"),
+            ("energy ratio, the seed paper's accounting (dense RNN MACs / SOPs)", f"{train['energy_ratio']:.1f} x"),
         ]
+    energy = train.get("energy") or {}
+    if "fair_dense" in energy:
+        rows.append(("energy ratio, fair dense RNN (binary inputs as additions, neuron updates on both sides)",
+                     f"{energy['fair_dense']['ratio']:.1f} x"))
+        rows.append(("energy ratio, integer widths with memory reads", f"{energy['integer']['ratio']:.1f} x"))
     return rows
+
+
+def _interval(ci) -> str:
+    return "n/a" if not ci else f"{100 * ci[0]:.1f}-{100 * ci[1]:.1f} %"
 
 
 def _used(resource) -> str:

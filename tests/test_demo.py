@@ -39,7 +39,10 @@ def test_quick_demo_report_has_every_number(quick_demo):
     assert build["cycles_per_step_measured"]["mean"] == pytest.approx(sim["cycles_per_step_mean"])
     assert (sim["lanes"], sim["readout_lanes"]) == (build["lanes"], build["readout_lanes"])
     assert (run / build["bitstream"]).stat().st_size > 0
-    assert set(report["demo"]["stage_seconds"]) == {"synth", "train", "evaluate", "quantize", "simulate", "build"}
+    assert set(report["demo"]["stage_seconds"]) == {"synth", "train", "evaluate", "controls", "quantize", "streaming",
+                                                    "simulate", "build"}
+    assert report["streaming"]["integer"]["n_recordings"] == report["quantize"]["n_test"]
+    assert {"network", "reversed", "frame_mlp"} <= set(report["controls"])
 
 
 def test_quick_demo_writes_readable_report(quick_demo):
@@ -56,9 +59,9 @@ def test_quick_demo_rerun_reuses_finished_stages(quick_demo, capsys):
     before = (run / "integer" / "manifest.json").stat().st_mtime_ns
     assert main(argv) == 0
     out = capsys.readouterr().out
-    assert out.count("done earlier, reused") == 6
+    assert out.count("done earlier, reused") == 8
     report = json.loads((run / "report.json").read_text())
-    assert len(report["demo"]["reused_stages"]) == 6
+    assert len(report["demo"]["reused_stages"]) == 8
     assert "(reused from an earlier run)" in (run / "report.md").read_text()
     assert (run / "integer" / "manifest.json").stat().st_mtime_ns == before
     assert out.rstrip().splitlines()[-1] == f"run directory: {run}"

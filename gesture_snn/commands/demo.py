@@ -10,7 +10,7 @@ DESCRIPTION = (
     "(16x16x2 binary frames -> 128 recurrent ALIF -> 11), evaluate it (accuracy, firing rates, "
     "synaptic operations, energy against a dense RNN), quantize it to integers, simulate the "
     "Amaranth neuron core on the whole test split (compiled with CXXRTL) and compare every spike "
-    "and state with the golden model, and build the iCE40 UP5K bitstream. Prints one summary table and writes "
+    "and state with the golden model, and build the iCE40 UP5K bitstream; beside the network, the controls that remove time (docs/evaluation.md) and the whole-recording streaming evaluation. Prints one summary table and writes "
     "RUN/report.md (plots embedded) and RUN/report.json. A rerun reuses finished stages. "
     "--quick is the reduced version CI runs (tiny data, 2 epochs, 2 samples in the Python simulator)."
 )
