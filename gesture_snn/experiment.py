@@ -112,7 +112,8 @@ def run_experiment(
         if name != "network":
             entry["below_network_pp"] = 100 * (summary["network"]["mean"] - entry["mean"])
         summary[name] = entry
-    val = [read_report(run)["train"]["val_accuracy"] for run in runs]
+    reports = [read_report(run)["train"] for run in runs]
+    val = [r["val_accuracy"] for r in reports]
     result = {
         "config": config.to_dict(),
         "seeds": seeds,
@@ -120,6 +121,7 @@ def run_experiment(
         "val_accuracy": {"mean": float(np.mean(val)), "sd": float(np.std(val, ddof=1)) if seeds > 1 else 0.0,
                          "per_seed": val},
         "results": summary,
+        "energy": _energy(config, reports),
         "seconds": time.perf_counter() - started,
         "plot": "controls.png",
     }
@@ -128,6 +130,26 @@ def run_experiment(
     atomic_write_json(out / "experiment.json", result)
     atomic_write(out / "experiment.md", lambda f: f.write(render_markdown(result)))
     return result
+
+
+def _energy(config: RunConfig, reports: list[dict]) -> dict:
+    """The energy accounts (:mod:`gesture_snn.energy`) of the seed-mean test activity, with a GRU
+    of the network's width (the trained ``gru`` control) as the non-spiking baseline."""
+    from gesture_snn.energy import Activity, GRUShape, energy_report
+    from gesture_snn.evaluate import NetworkShape
+
+    shape = NetworkShape.of(config.model)
+    if any("activity" not in r["test"] for r in reports):
+        return {"skipped": "runs trained before gesture-snn recorded the test activity; retrain them for the energy accounts"}
+    activities = [r["test"]["activity"] for r in reports]
+    activity = Activity(n_steps=activities[0]["n_steps"],
+                        input_events=float(np.mean([a["input_events_per_sample"] for a in activities])),
+                        spikes=tuple(np.mean([a["spikes_per_sample"] for a in activities], axis=0).tolist()),
+                        binary_inputs=config.frames.mode == "binary")
+    gru = GRUShape(n_inputs=shape.n_inputs, hidden=shape.layers[-1], n_outputs=shape.n_outputs,
+                   n_steps=activity.n_steps, readout_every_step=config.model.decode != "last")
+    return energy_report(activity, shape, gru=gru, lanes=8 if len(shape.layers) == 1 else None,
+                         adaptive=config.model.neuron == "alif")
 
 
 def _pct(x) -> str:
@@ -151,7 +173,12 @@ def render_markdown(result: dict) -> str:
         below = "" if name == "network" else f"{e['below_network_pp']:.1f}"
         lines.append(f"| {e['label']} | {_pct(e['mean'])} +- {_pct(e['sd'])} | {_pct(e['ci95'][0])}-{_pct(e['ci95'][1])} "
                      f"| {below} | {_pct(e['within_pair_accuracy'])} |")
-    lines += ["", f"![controls]({result['plot']})", "", f"{result['seconds']:.0f} s in all.", ""]
+    from gesture_snn.energy import markdown_table
+
+    lines += ["", f"![controls]({result['plot']})", "",
+              "## Energy per sample (seed-mean test activity; docs/energy.md)", "",
+              result["energy"].get("skipped") or markdown_table(result["energy"]), "",
+              f"{result['seconds']:.0f} s in all.", ""]
     return "\n".join(lines)
 
 

@@ -463,6 +463,8 @@ def _test_record(result, test_set, which: str, epoch: int, *, bin_ms: float) -> 
         "firing_rates_hz": [r * 1000.0 / bin_ms for r in result.firing_rates],
         "sops_per_sample": result.sops_per_sample,
         "input_density": result.input_density,
+        "activity": {"n_steps": result.n_steps, "input_events_per_sample": result.input_events / max(result.n_samples, 1),
+                     "spikes_per_sample": [s / max(result.n_samples, 1) for s in result.layer_spikes]},
         "predictions": result.predictions.tolist(),
         "labels": result.labels.tolist(),
         "users": test_set.users.tolist(),
