@@ -288,7 +288,8 @@ class _ALIFRecurrence(torch.autograd.Function):
     """A whole ALIF layer over time: forward loop without autograd, hand-written BPTT backward.
 
     Inputs: ``u [T, B, N]`` (the input current without the recurrent part, ``W_in x_t``),
-    ``w_rec [N, N]`` or None, ``alpha [N]``, ``rho [N]`` or None (LIF), floats ``b0``, ``beta``.
+    ``w_rec [N, N]`` or None, ``alpha [N]``, ``rho [N]`` or None (LIF), floats ``b0``, ``beta``
+    and ``b_init`` (the adaptation state ``b_{-1}`` before step 0; ``v_{-1} = z_{-1} = 0``).
     Outputs: spikes ``z``, membranes ``v`` and thresholds ``th``, all ``[T, B, N]``; only ``z``
     is differentiable.
 
@@ -297,11 +298,12 @@ class _ALIFRecurrence(torch.autograd.Function):
         db_t = rho * db_{t+1} - beta * (h_t + z_{t-1} * dv_t)
         dL/dz_{t-1} += (1 - rho) * db_t + ((1 - alpha) * dv_t) @ W_rec - th_t * dv_t
     and dL/du_t = (1 - alpha) dv_t, dL/dW_rec = sum_t ((1 - alpha) dv_t)^T z_{t-1},
-    dL/dalpha = sum dv_t (v_{t-1} - I_t), dL/drho = sum db_t (b_{t-1} - z_{t-1}).
+    dL/dalpha = sum dv_t (v_{t-1} - I_t), dL/drho = sum db_t (b_{t-1} - z_{t-1}); the t = 0 term
+    of the last is db_0 * b_init.
     """
 
     @staticmethod
-    def forward(ctx, u, w_rec, alpha, rho, b0, beta):
+    def forward(ctx, u, w_rec, alpha, rho, b0, beta, b_init):
         steps, batch, n = u.shape
         adaptive = rho is not None
         z_seq = u.new_empty(steps, batch, n)
@@ -312,7 +314,8 @@ class _ALIFRecurrence(torch.autograd.Function):
         # per-step views made once (indexing in the loop costs as much as a small kernel)
         zs, vs, ths, ins, us = (x.unbind(0) for x in (z_seq, v_seq, th_seq, i_seq, u))
         bs = b_seq.unbind(0) if adaptive else None
-        z = v = b = u.new_zeros(batch, n)
+        z = v = u.new_zeros(batch, n)
+        b = u.new_full((batch, n), b_init) if adaptive else None
         base = u.new_full((batch, n), b0)
         one_minus_alpha = 1.0 - alpha
         one_minus_rho = 1.0 - rho if adaptive else None
@@ -327,6 +330,7 @@ class _ALIFRecurrence(torch.autograd.Function):
             z = torch.gt(v, th, out=zs[t])  # H(v - th) as 0.0 / 1.0
         ctx.save_for_backward(z_seq, v_seq, th_seq, b_seq, i_seq, w_rec, alpha, rho)
         ctx.beta = beta
+        ctx.b_init = b_init
         ctx.mark_non_differentiable(v_seq, th_seq)
         return z_seq, v_seq, th_seq
 
@@ -356,7 +360,11 @@ class _ALIFRecurrence(torch.autograd.Function):
             dv = torch.addcmul(h, alpha, dv, out=dvs[t])
             sum_alpha.addcmul_(dv, ins[t], value=-1.0)
             if t == 0:
-                break  # nothing before step 0 (v_-1 = b_-1 = z_-1 = 0)
+                # v_-1 = z_-1 = 0: no carry into step -1, no v_{t-1} term; b_-1 = b_init
+                if adaptive and ctx.b_init != 0.0:
+                    db = torch.mul(db, rho).sub_(h, alpha=beta)
+                    sum_rho.add_(db, alpha=ctx.b_init)
+                break
             sum_alpha.addcmul_(dv, vs[t - 1])
             carry = torch.mm(dv, w_scaled) if w_scaled is not None else torch.zeros_like(dv)
             carry.addcmul_(ths[t], dv, value=-1.0)
@@ -370,7 +378,7 @@ class _ALIFRecurrence(torch.autograd.Function):
         grad_w = None
         if w_rec is not None and ctx.needs_input_grad[1]:
             grad_w = grad_u[1:].reshape(-1, n).t() @ z_seq[:-1].reshape(-1, n)
-        return grad_u, grad_w, grad_alpha, grad_rho, None, None
+        return grad_u, grad_w, grad_alpha, grad_rho, None, None, None
 
 
 def alif_recurrence(
@@ -381,10 +389,12 @@ def alif_recurrence(
     w_rec: torch.Tensor | None = None,
     b0: float = 0.1,
     beta: float = 1.84,
+    b_init: float = 0.0,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Run a layer of ALIF (or, with ``rho=None``, LIF) neurons over a whole sequence.
 
-    Same values as looping :func:`alif_step` / :func:`lif_step` from a zero state with
+    Same values as looping :func:`alif_step` / :func:`lif_step` from the state
+    ``v = z = 0``, ``b = b_init`` with
     ``current = u[t] + z_{t-1} @ w_rec.T``, and the same gradients (autograd through that loop),
     but one autograd node for the whole sequence.
 
@@ -398,8 +408,11 @@ def alif_recurrence(
         Recurrent weights ``[neurons, neurons]`` (row = target), or None for a feed-forward layer.
     b0, beta:
         Base threshold and adaptation strength (membrane units).
+    b_init:
+        Initial adaptation state ``b_{-1}``, the same for every neuron (the authors' code starts
+        at ``b0``; 0 by default). Ignored for LIF neurons.
 
     Returns ``(z, v, th)``, each ``[T, batch, neurons]``: spikes (differentiable), membranes
     and thresholds (``b0`` for LIF), recorded after each step.
     """
-    return _ALIFRecurrence.apply(u, w_rec, alpha, rho, float(b0), float(beta))
+    return _ALIFRecurrence.apply(u, w_rec, alpha, rho, float(b0), float(beta), float(b_init))

@@ -122,8 +122,10 @@ def test_fused_bptt_gradients_equal_autograd_through_the_steps(shape, decode):
         torch.testing.assert_close(grads["fused"][name], g, rtol=1e-9, atol=1e-12, msg=name)
 
 
-def test_alif_recurrence_gradients_for_every_input_and_output():
-    """Direct check of the autograd Function: arbitrary upstream gradients on the spikes."""
+@pytest.mark.parametrize("b_init", [0.0, 0.1, 0.7])
+def test_alif_recurrence_gradients_for_every_input_and_output(b_init):
+    """Direct check of the autograd Function: arbitrary upstream gradients on the spikes, from
+    the initial adaptation state ``b = b_init`` (0, the authors' b0 = 0.1, a large one)."""
     g = torch.Generator().manual_seed(5)
     steps, batch, n = 20, 2, 6
     u = (torch.randn(steps, batch, n, generator=g, dtype=torch.float64) * 0.4 + 0.1).requires_grad_()
@@ -132,11 +134,12 @@ def test_alif_recurrence_gradients_for_every_input_and_output():
     rho = torch.rand(n, generator=g, dtype=torch.float64).mul(0.2).add(0.75).requires_grad_()
     upstream = torch.randn(steps, batch, n, generator=g, dtype=torch.float64)
 
-    z, v, th = F.alif_recurrence(u, alpha=alpha, rho=rho, w_rec=w, b0=0.1, beta=1.84)
+    z, v, th = F.alif_recurrence(u, alpha=alpha, rho=rho, w_rec=w, b0=0.1, beta=1.84, b_init=b_init)
     fused = torch.autograd.grad((z * upstream).sum(), (u, w, alpha, rho))
 
     zero = torch.zeros(batch, n, dtype=torch.float64)
-    state, params = F.ALIFState(zero, zero, zero), F.ALIFParameters(alpha, rho, 0.1, 1.84)
+    b = torch.full((batch, n), b_init, dtype=torch.float64)
+    state, params = F.ALIFState(zero, b, zero), F.ALIFParameters(alpha, rho, 0.1, 1.84)
     zs, vs, ths = [], [], []
     for t in range(steps):
         z_t, state, th_t = F.alif_step(u[t] + state.z @ w.t(), state, params)
@@ -149,6 +152,17 @@ def test_alif_recurrence_gradients_for_every_input_and_output():
     torch.testing.assert_close(th, torch.stack(ths))
     for a, b, name in zip(fused, reference, ("u", "w_rec", "alpha", "rho")):
         torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12, msg=name)
+    if b_init:  # the initial state matters: it raises the first thresholds
+        torch.testing.assert_close(th[0], 0.1 + 1.84 * rho.detach() * b_init * torch.ones(batch, 1, dtype=torch.float64))
+
+
+def test_alif_recurrence_lif_ignores_b_init():
+    g = torch.Generator().manual_seed(6)
+    u = (torch.randn(15, 2, 5, generator=g, dtype=torch.float64) * 0.4 + 0.1).requires_grad_()
+    alpha = torch.full((5,), 0.8, dtype=torch.float64, requires_grad=True)
+    runs = [F.alif_recurrence(u, alpha=alpha, rho=None, b_init=b) for b in (0.0, 0.3)]
+    for a, b in zip(*runs):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
 
 
 def reference_surrogate(x: np.ndarray) -> np.ndarray:
