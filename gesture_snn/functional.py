@@ -26,6 +26,7 @@ Shapes: step functions take ``[batch, neurons]``; sequence functions are time-ma
 
 from __future__ import annotations
 
+import contextlib
 import math
 import warnings
 from typing import NamedTuple
@@ -284,6 +285,31 @@ def spike_linear(x: torch.Tensor, weight: torch.Tensor, *, sparse: bool | None =
     return out.reshape(*x.shape[:-1], weight.shape[0])
 
 
+#: The time loops of :func:`alif_recurrence` run on one thread when a step's recurrent product
+#: ``[batch, n] @ [n, n]`` has fewer multiply-adds than this. Such a product takes tens of
+#: microseconds; split over several OpenMP threads it gains little on an idle machine, and on
+#: a busy one (another process, a second torchrun rank) each of the 2 T products per layer waits
+#: at the end of its parallel region for a thread that the scheduler has paused, which costs a
+#: time slice (milliseconds) instead of microseconds (docs/benchmarks.md). Products outside the
+#: loops (input projection, weight gradients, readout) keep the process's threads.
+SERIAL_STEP_LIMIT = 1 << 23
+
+
+@contextlib.contextmanager
+def _serial_if_small(x: torch.Tensor, n: int):
+    """Run the block with one intra-op thread if ``x`` ``[T, batch, n]`` is on the CPU and
+    its per-step product is under :data:`SERIAL_STEP_LIMIT` multiply-adds."""
+    threads = torch.get_num_threads()
+    if threads == 1 or x.device.type != "cpu" or x.shape[1] * n * n >= SERIAL_STEP_LIMIT:
+        yield
+        return
+    torch.set_num_threads(1)  # a fraction of a microsecond; MKL's setting is per thread
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 class _ALIFRecurrence(torch.autograd.Function):
     """A whole ALIF layer over time: forward loop without autograd, hand-written BPTT backward.
 
@@ -320,14 +346,15 @@ class _ALIFRecurrence(torch.autograd.Function):
         one_minus_alpha = 1.0 - alpha
         one_minus_rho = 1.0 - rho if adaptive else None
         w_rec_t = w_rec.t() if w_rec is not None else None
-        for t in range(steps):
-            th = ths[t]
-            if adaptive:
-                b = torch.mul(b, rho, out=bs[t]).addcmul_(one_minus_rho, z)
-                torch.add(base, b, alpha=beta, out=th)
-            current = torch.addmm(us[t], z, w_rec_t, out=ins[t]) if w_rec is not None else us[t]
-            v = torch.mul(v, alpha, out=vs[t]).addcmul_(one_minus_alpha, current).addcmul_(th, z, value=-1.0)
-            z = torch.gt(v, th, out=zs[t])  # H(v - th) as 0.0 / 1.0
+        with _serial_if_small(u, n):
+            for t in range(steps):
+                th = ths[t]
+                if adaptive:
+                    b = torch.mul(b, rho, out=bs[t]).addcmul_(one_minus_rho, z)
+                    torch.add(base, b, alpha=beta, out=th)
+                current = torch.addmm(us[t], z, w_rec_t, out=ins[t]) if w_rec is not None else us[t]
+                v = torch.mul(v, alpha, out=vs[t]).addcmul_(one_minus_alpha, current).addcmul_(th, z, value=-1.0)
+                z = torch.gt(v, th, out=zs[t])  # H(v - th) as 0.0 / 1.0
         ctx.save_for_backward(z_seq, v_seq, th_seq, b_seq, i_seq, w_rec, alpha, rho)
         ctx.beta = beta
         ctx.b_init = b_init
@@ -355,23 +382,24 @@ class _ALIFRecurrence(torch.autograd.Function):
         # accumulated while the step's values are in cache
         sum_alpha = z_seq.new_zeros(batch, n)
         sum_rho = z_seq.new_zeros(batch, n) if adaptive else None
-        for t in range(steps - 1, -1, -1):
-            h = torch.addcmul(hs[t], carry, psis[t])
-            dv = torch.addcmul(h, alpha, dv, out=dvs[t])
-            sum_alpha.addcmul_(dv, ins[t], value=-1.0)
-            if t == 0:
-                # v_-1 = z_-1 = 0: no carry into step -1, no v_{t-1} term; b_-1 = b_init
-                if adaptive and ctx.b_init != 0.0:
-                    db = torch.mul(db, rho).sub_(h, alpha=beta)
-                    sum_rho.add_(db, alpha=ctx.b_init)
-                break
-            sum_alpha.addcmul_(dv, vs[t - 1])
-            carry = torch.mm(dv, w_scaled) if w_scaled is not None else torch.zeros_like(dv)
-            carry.addcmul_(ths[t], dv, value=-1.0)
-            if adaptive:
-                db = torch.mul(db, rho).sub_(torch.addcmul(h, zs[t - 1], dv), alpha=beta)
-                carry.addcmul_(one_minus_rho, db)
-                sum_rho.addcmul_(db, bs[t - 1]).addcmul_(db, zs[t - 1], value=-1.0)
+        with _serial_if_small(z_seq, n):
+            for t in range(steps - 1, -1, -1):
+                h = torch.addcmul(hs[t], carry, psis[t])
+                dv = torch.addcmul(h, alpha, dv, out=dvs[t])
+                sum_alpha.addcmul_(dv, ins[t], value=-1.0)
+                if t == 0:
+                    # v_-1 = z_-1 = 0: no carry into step -1, no v_{t-1} term; b_-1 = b_init
+                    if adaptive and ctx.b_init != 0.0:
+                        db = torch.mul(db, rho).sub_(h, alpha=beta)
+                        sum_rho.add_(db, alpha=ctx.b_init)
+                    break
+                sum_alpha.addcmul_(dv, vs[t - 1])
+                carry = torch.mm(dv, w_scaled) if w_scaled is not None else torch.zeros_like(dv)
+                carry.addcmul_(ths[t], dv, value=-1.0)
+                if adaptive:
+                    db = torch.mul(db, rho).sub_(torch.addcmul(h, zs[t - 1], dv), alpha=beta)
+                    carry.addcmul_(one_minus_rho, db)
+                    sum_rho.addcmul_(db, bs[t - 1]).addcmul_(db, zs[t - 1], value=-1.0)
         grad_alpha = sum_alpha.sum(0)
         grad_rho = sum_rho.sum(0) if adaptive else None
         grad_u = dv_seq.mul_(one_minus_alpha)  # in place: dv_seq is not needed any more

@@ -292,3 +292,29 @@ def test_config_round_trip_and_validation(tmp_path):
         config.replace(frames={"size": 20})
     with pytest.raises(ConfigError, match="n_inputs"):
         config.replace(model={"n_inputs": 7})
+
+
+def test_alif_recurrence_time_loops_on_one_thread_same_results(monkeypatch):
+    """The time loops drop to one intra-op thread and give the threads back; same values as
+    with the loops on all threads."""
+    g = torch.Generator().manual_seed(7)
+    u = (torch.randn(12, 3, 8, generator=g, dtype=torch.float64) * 0.4 + 0.1).requires_grad_()
+    w = (torch.randn(8, 8, generator=g, dtype=torch.float64) * 0.5).requires_grad_()
+    alpha = torch.full((8,), 0.8, dtype=torch.float64, requires_grad=True)
+    rho = torch.full((8,), 0.9, dtype=torch.float64, requires_grad=True)
+    seen = []
+    real = torch.set_num_threads
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: (seen.append(n), real(n)))
+    results = []
+    try:
+        real(2)
+        for limit in (F.SERIAL_STEP_LIMIT, 0):
+            monkeypatch.setattr(F, "SERIAL_STEP_LIMIT", limit)
+            z, v, th = F.alif_recurrence(u, alpha=alpha, rho=rho, w_rec=w)
+            results.append((z, v, *torch.autograd.grad(z.sum() + 0.1 * (z * v.detach()).sum(), (u, w, alpha, rho))))
+            assert torch.get_num_threads() == 2
+    finally:
+        real(1)
+    assert seen == [1, 2, 1, 2]  # forward and backward of the first run only
+    for a, b in zip(*results):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
