@@ -664,5 +664,6 @@ def _report(config: RunConfig, history: list[dict], best: dict, dist: Distribute
         "firing_rates": best_record.get("val_firing_rates"),
         "train_seconds": sum(r.get("seconds", 0.0) for r in history),
         "world_size": dist.world_size,
+        "threads": torch.get_num_threads(),
         "device": str(device),
     }

@@ -25,6 +25,9 @@ def add_arguments(parser) -> None:
                         default=list(INFERENCE_CONTROLS + TRAINED_CONTROLS), metavar="NAME",
                         help=f"which controls (default: all: {' '.join(INFERENCE_CONTROLS + TRAINED_CONTROLS)})")
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
+    from gesture_snn.commands.train import add_threads_argument
+
+    add_threads_argument(parser)
 
 
 def print_table(entries: dict) -> None:
@@ -38,8 +41,10 @@ def print_table(entries: dict) -> None:
 
 
 def run(args) -> int:
+    from gesture_snn.commands.train import apply_threads
     from gesture_snn.controls import run_controls
 
+    apply_threads(args)
     section = run_controls(args.run, controls=tuple(args.controls), progress=args.progress)
     print_table({k: v for k, v in section.items() if isinstance(v, dict)})
     print(f"report: {args.run}/report.json (controls section); plot: {args.run}/{section['plot']}")

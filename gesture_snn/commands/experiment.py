@@ -15,7 +15,7 @@ DESCRIPTION = (
 
 
 def add_arguments(parser) -> None:
-    from gesture_snn.commands.train import add_config_arguments
+    from gesture_snn.commands.train import add_config_arguments, add_threads_argument
     from gesture_snn.controls import INFERENCE_CONTROLS, TRAINED_CONTROLS
 
     parser.add_argument("--data", metavar="DIR", default=None, help="data root (default: the config's, datasets/synthetic)")
@@ -25,14 +25,16 @@ def add_arguments(parser) -> None:
                         default=list(INFERENCE_CONTROLS + TRAINED_CONTROLS), metavar="NAME",
                         help="controls to run on every seed (default: all; none: --controls with no name)")
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars or epoch lines")
+    add_threads_argument(parser)
     add_config_arguments(parser)
 
 
 def run(args) -> int:
     from gesture_snn.commands.controls import print_table
-    from gesture_snn.commands.train import build_config
+    from gesture_snn.commands.train import apply_threads, build_config
     from gesture_snn.experiment import run_experiment
 
+    apply_threads(args)
     result = run_experiment(build_config(args), args.out, seeds=args.seeds, controls=tuple(args.controls),
                             progress=args.progress)
     print_table(result["results"])

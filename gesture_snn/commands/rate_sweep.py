@@ -14,7 +14,7 @@ DESCRIPTION = (
 
 
 def add_arguments(parser) -> None:
-    from gesture_snn.commands.train import add_config_arguments
+    from gesture_snn.commands.train import add_config_arguments, add_threads_argument
 
     parser.add_argument("--data", metavar="DIR", default=None, help="data root (default: the config's, datasets/synthetic)")
     parser.add_argument("--out", metavar="DIR", required=True, help="sweep directory")
@@ -22,13 +22,15 @@ def add_arguments(parser) -> None:
                         help="rate penalties to train (0, the reference, is added if missing)")
     parser.add_argument("--seeds", type=int, default=3, metavar="N", help="seeds per weight")
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars or epoch lines")
+    add_threads_argument(parser)
     add_config_arguments(parser)
 
 
 def run(args) -> int:
-    from gesture_snn.commands.train import build_config
+    from gesture_snn.commands.train import apply_threads, build_config
     from gesture_snn.experiment import run_rate_sweep
 
+    apply_threads(args)
     result = run_rate_sweep(build_config(args), args.out, weights=sorted({0.0, *args.weights}), seeds=args.seeds,
                             progress=args.progress)
     for p in result["points"]:

@@ -56,7 +56,26 @@ def add_arguments(parser) -> None:
     parser.add_argument("--resume", action="store_true", help="continue RUNDIR from its last checkpoint")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="where to train")
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar or epoch lines")
+    add_threads_argument(parser)
     add_config_arguments(parser)
+
+
+def add_threads_argument(parser) -> None:
+    parser.add_argument("--threads", type=int, metavar="N", default=None,
+                        help="intra-op CPU threads (default: the cores this process may use, shared among the torchrun "
+                        "processes of this machine, less the cores other work keeps busy; docs/benchmarks.md)")
+
+
+def apply_threads(args) -> int:
+    """Set torch's intra-op threads from ``--threads`` or :func:`gesture_snn.threads.choose_threads`'s rule."""
+    import os
+
+    from gesture_snn.errors import UserError
+    from gesture_snn.threads import choose_threads
+
+    if args.threads is not None and args.threads < 1:
+        raise UserError(f"--threads must be at least 1, not {args.threads}")
+    return choose_threads(args.threads, world_size=int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
 
 
 def add_config_arguments(parser) -> None:
@@ -175,6 +194,7 @@ def run(args) -> int:
             config = config.replace(data=args.data)
     else:
         config = build_config(args)
+    apply_threads(args)
     report = train(config, run_dir, device=args.device, resume=args.resume, progress=args.progress)
     if int(os.environ.get("RANK", 0)) == 0:
         print(
