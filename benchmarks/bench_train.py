@@ -53,6 +53,7 @@ import contextlib
 import json
 import os
 import platform
+import signal
 import statistics
 import subprocess
 import sys
@@ -255,12 +256,14 @@ def main(argv=None) -> int:
     parser.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS), choices=list(MODELS))
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--quick", action="store_true", help="3 passes per cell, 2 %% density only")
-    parser.add_argument("--load-limit", type=float, default=600.0, help="longest life of the competing process, s")
+    parser.add_argument("--load-limit", type=float, default=300.0, help="longest life of the competing process, s")
     parser.add_argument("--json", help="also write the results to this JSON file")
     parser.add_argument("--worker", help=argparse.SUPPRESS)  # internal: one torchrun rank
     args = parser.parse_args(argv)
     if args.worker:
         return worker(args)
+    # a terminated benchmark still stops its competing process (the finally blocks run)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if args.quick:
         args.repeats, args.density = 3, args.density[:1]
     if args.device == "cuda":
@@ -283,11 +286,14 @@ def main(argv=None) -> int:
         f"forward + backward + Adam step; median of {args.repeats} passes (lowest-highest)"
     )
     results = {}  # (condition, threads, density) -> model -> summary
+    speedups = {}
+    header = ["condition", "threads", "density", *names, "vs best peer"]
+    lines = [header, ["---"] * len(header)]
     for condition in args.conditions:
         for threads in args.threads:
             started = time.perf_counter()
             if condition == "torchrun":
-                timeout = max(120.0, 60.0 * args.repeats * len(args.density))
+                timeout = max(300.0, 120.0 * args.repeats * len(args.density))
                 raw = run_torchrun(names, args.density, threads=threads, repeats=args.repeats, timeout_s=timeout)
                 per_pass = 2 * BATCH
             else:
@@ -295,19 +301,17 @@ def main(argv=None) -> int:
                 with competing_process(args.load_limit) if condition == "loaded" else contextlib.nullcontext():
                     raw = measure(names, args.density, repeats=args.repeats, device=args.device)
                 per_pass = BATCH
-            for density, row in raw.items():
-                results[(condition, threads, density)] = {name: summarise(t, per_pass) for name, t in row.items()}
-            print(f"  {condition}, {threads} thread(s): {time.perf_counter() - started:.0f} s", file=sys.stderr)
+            for density, times in raw.items():
+                row = {name: summarise(t, per_pass) for name, t in times.items()}
+                results[(condition, threads, density)] = row
+                peers = [row[p]["median"] for p in PEERS if p in row]
+                speedup = row["srnn"]["median"] / max(peers) if peers and "srnn" in row else float("nan")
+                speedups[(condition, threads, density)] = speedup
+                cells = [f"{row[n]['median']:.0f} ({row[n]['low']:.0f}-{row[n]['high']:.0f})" for n in names]
+                lines.append([condition, str(threads), f"{float(density):.0%}", *cells, f"{speedup:.2f}x"])
+                print(f"  {' '.join(lines[-1])}", file=sys.stderr, flush=True)
+            print(f"  {condition}, {threads} thread(s): {time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
 
-    header = ["condition", "threads", "density", *names, "vs best peer"]
-    lines = [header, ["---"] * len(header)]
-    speedups = {}
-    for (condition, threads, density), row in results.items():
-        peers = [row[p]["median"] for p in PEERS if p in row]
-        speedup = row["srnn"]["median"] / max(peers) if peers and "srnn" in row else float("nan")
-        speedups[(condition, threads, density)] = speedup
-        cells = [f"{row[n]['median']:.0f} ({row[n]['low']:.0f}-{row[n]['high']:.0f})" for n in names]
-        lines.append([condition, str(threads), f"{float(density):.0%}", *cells, f"{speedup:.2f}x"])
     print("samples/s, median (lowest-highest):")
     for line in lines:
         print("| " + " | ".join(line) + " |")
