@@ -140,11 +140,12 @@ def test_validation_selects_and_early_stopping_stops(tmp_path, splits, monkeypat
 
     monkeypatch.setattr(evaluate_module, "evaluate", fake_evaluate)
     report = run_training(tmp_path / "run", splits, tiny_config(epochs=8, patience=2))
-    assert calls["n"] == 4 and report["epochs_completed"] == 4 and report["stopped_early"] == 4
+    # 4 epochs, then the selected checkpoint once more for the report's "val" entry
+    assert calls["n"] == 5 and report["epochs_completed"] == 4 and report["stopped_early"] == 4
     assert report["best_epoch"] == 2 and report["test"]["epoch"] == 2
     # resuming a run that stopped early trains nothing more
     again = run_training(tmp_path / "run", splits, tiny_config(epochs=8, patience=2), resume=True)
-    assert calls["n"] == 4 and again["epochs_completed"] == 4 and again["test"] == report["test"]
+    assert calls["n"] == 6 and again["epochs_completed"] == 4 and again["test"] == report["test"]
 
 
 @pytest.mark.parametrize("val_users, match", [
