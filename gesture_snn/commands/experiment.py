@@ -15,15 +15,21 @@ DESCRIPTION = (
 
 
 def add_arguments(parser) -> None:
-    from gesture_snn.commands.train import add_config_arguments, add_threads_argument
     from gesture_snn.controls import INFERENCE_CONTROLS, TRAINED_CONTROLS
 
-    parser.add_argument("--data", metavar="DIR", default=None, help="data root (default: the config's, datasets/synthetic)")
-    parser.add_argument("--out", metavar="DIR", required=True, help="experiment directory (one run directory per seed)")
-    parser.add_argument("--seeds", type=int, default=5, metavar="N", help="number of seeds")
     parser.add_argument("--controls", nargs="*", choices=INFERENCE_CONTROLS + TRAINED_CONTROLS,
                         default=list(INFERENCE_CONTROLS + TRAINED_CONTROLS), metavar="NAME",
                         help="controls to run on every seed (default: all; none: --controls with no name)")
+    add_seed_set_arguments(parser, seeds=5, out="experiment directory (one run directory per seed)")
+
+
+def add_seed_set_arguments(parser, *, seeds: int, out: str) -> None:
+    """The flags of a command that trains one configuration with several seeds (experiment, rate-sweep)."""
+    from gesture_snn.commands.train import add_config_arguments, add_threads_argument
+
+    parser.add_argument("--data", metavar="DIR", default=None, help="data root (default: the config's, datasets/synthetic)")
+    parser.add_argument("--out", metavar="DIR", required=True, help=out)
+    parser.add_argument("--seeds", type=int, default=seeds, metavar="N", help="number of seeds (0, 1, ... N-1)")
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars or epoch lines")
     add_threads_argument(parser)
     add_config_arguments(parser)

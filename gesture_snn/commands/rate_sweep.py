@@ -14,16 +14,11 @@ DESCRIPTION = (
 
 
 def add_arguments(parser) -> None:
-    from gesture_snn.commands.train import add_config_arguments, add_threads_argument
+    from gesture_snn.commands.experiment import add_seed_set_arguments
 
-    parser.add_argument("--data", metavar="DIR", default=None, help="data root (default: the config's, datasets/synthetic)")
-    parser.add_argument("--out", metavar="DIR", required=True, help="sweep directory")
     parser.add_argument("--weights", type=float, nargs="+", default=[0.0, 0.5, 1.0, 2.0, 4.0], metavar="W",
                         help="rate penalties to train (0, the reference, is added if missing)")
-    parser.add_argument("--seeds", type=int, default=3, metavar="N", help="seeds per weight")
-    parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars or epoch lines")
-    add_threads_argument(parser)
-    add_config_arguments(parser)
+    add_seed_set_arguments(parser, seeds=3, out="sweep directory (OUT/w<W>/seed<k>)")
 
 
 def run(args) -> int:
