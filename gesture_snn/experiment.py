@@ -112,6 +112,8 @@ def run_experiment(
         if name != "network":
             entry["below_network_pp"] = 100 * (summary["network"]["mean"] - entry["mean"])
         summary[name] = entry
+    if config.model.qat_weight_bits is not None:
+        summary["integer"] = _integer_summary(runs, test_set, summary["network"])
     reports = [read_report(run)["train"] for run in runs]
     val = [r["val_accuracy"] for r in reports]
     result = {
@@ -130,6 +132,28 @@ def run_experiment(
     atomic_write_json(out / "experiment.json", result)
     atomic_write(out / "experiment.md", lambda f: f.write(render_markdown(result)))
     return result
+
+
+def _integer_summary(runs: list[Path], test_set, network: dict) -> dict:
+    """Each seed's selected network quantized with the defaults of ``gesture-snn quantize``
+    (:func:`gesture_snn.quantize.quantize_network`) and run by the golden model on the test split."""
+    from gesture_snn.golden import predict
+    from gesture_snn.quantize import quantize_network
+    from gesture_snn.train import load_model
+
+    x = test_set.frames.reshape(len(test_set), test_set.frames.shape[1], -1)
+    correct, bits = [], set()
+    for run in runs:
+        model, _ = load_model(run)
+        net = quantize_network(model.hardware_parameters())
+        predictions, _ = predict(net, x)
+        correct.append(predictions == test_set.labels)
+        bits.add(net.weight_bits)
+    entry = {"label": f"the network as integers (golden model, {'/'.join(map(str, sorted(bits)))}-bit weights)",
+             **accuracy_summary(np.array(correct), test_set.users), "kind": "integer", "within_pair_accuracy": None}
+    entry["accuracy"] = entry["mean"]
+    entry["below_network_pp"] = 100 * (network["mean"] - entry["mean"])
+    return entry
 
 
 def _energy(config: RunConfig, reports: list[dict]) -> dict:

@@ -140,7 +140,8 @@ def test_controls_need_a_finished_spiking_run(tmp_path, trained_run, splits):
 
 def test_experiment_trains_seeds_and_aggregates(tmp_path, splits):
     logs = []
-    result = run_experiment(tiny_config(epochs=1), tmp_path / "exp", seeds=2, controls=("reversed",),
+    config = tiny_config(epochs=1).replace(model={"qat_weight_bits": 8})
+    result = run_experiment(config, tmp_path / "exp", seeds=2, controls=("reversed",),
                             train_set=splits[0], test_set=splits[1], progress=False, log=logs.append)
     network = result["results"]["network"]
     per_seed = [read_report(tmp_path / "exp" / f"seed{k}")["train"]["test"]["accuracy"] for k in range(2)]
@@ -148,9 +149,11 @@ def test_experiment_trains_seeds_and_aggregates(tmp_path, splits):
     assert read_report(tmp_path / "exp" / "seed1")["train"]["config"]["train"]["seed"] == 1
     assert json.loads((tmp_path / "exp" / "experiment.json").read_text())["seeds"] == 2
     assert "| time-reversed input |" in (tmp_path / "exp" / "experiment.md").read_text()
+    # the integer networks (golden model) of both seeds, beside the float ones
+    assert result["results"]["integer"]["seeds"] == 2 and 0 <= result["results"]["integer"]["mean"] <= 1
     # a rerun reuses every finished run
     logs.clear()
-    run_experiment(tiny_config(epochs=1), tmp_path / "exp", seeds=2, controls=("reversed",),
+    run_experiment(config, tmp_path / "exp", seeds=2, controls=("reversed",),
                    train_set=splits[0], test_set=splits[1], progress=False, log=logs.append)
     assert sum("reusing" in line for line in logs) == 2
     with pytest.raises(UserError, match="seeds"):
