@@ -1,6 +1,7 @@
 """Pure functions of the multiple-timescale SRNN (Yin, Corradi and Bohté, 2021), dt = 1 step.
 
-One ALIF step, as the authors' ``mem_update_adp`` computes it (``DESIGN.md``)::
+One ALIF step, as the authors' ``mem_update_adp`` computes it (github.com/byin-cwi/Efficient-spiking-networks,
+``DVS128/srnn_class_cnn_enc.ipynb``; docs/training.md, "The network", states the equations and their source)::
 
     b_t  = rho * b_{t-1} + (1 - rho) * z_{t-1}              rho   = exp(-1 / tau_adp)
     th_t = b0 + beta * b_t

@@ -1,4 +1,4 @@
-"""The float SRNN against a line-by-line transcription of the equations in DESIGN.md, the fused
+"""The float SRNN against a line-by-line transcription of the equations in docs/training.md ("The network"), the fused
 BPTT against autograd through the step functions, and the surrogate against its formula."""
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ def binary_input(batch=3, steps=25, n=12, density=0.3, seed=1):
 
 
 def transcription(model: SRNN, x: torch.Tensor):
-    """DESIGN.md, one line per equation, one step at a time, numpy float64.
+    """docs/training.md, one line per equation, one step at a time, numpy float64.
 
         b_t  = rho * b_{t-1} + (1 - rho) * z_{t-1}
         th_t = b0 + beta * b_t

@@ -36,7 +36,7 @@ def float_params(rng, n_in=40, n_rec=16, n_out=4, *, decode="mean", adaptive=Tru
 
 
 def float_srnn(params, x):
-    """The float model of DESIGN.md in numpy float64: readout [B, T, n_out] and spikes [B, T, n_rec]."""
+    """The float model of docs/training.md ("The network") in numpy float64: readout [B, T, n_out] and spikes [B, T, n_rec]."""
     alpha, rho, alpha_out = params["alpha"], params["rho"], params["alpha_out"]
     beta = params["beta"] if params["adaptive"] else 0.0
     batch, steps, _ = x.shape
