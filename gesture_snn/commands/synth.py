@@ -9,9 +9,11 @@ DESCRIPTION = (
     "the recordings as OUT/DVSGesture/ibmGestureTrain|ibmGestureTest/userNN_<lighting>/<label>.npy "
     "(x, y, p, t in ms) plus placeholder archives, so that tonic.datasets.DVSGesture(OUT) loads them "
     "without a download. Users 1-23 are the training split, 24-29 the test split. The same seed "
-    "gives the same bytes. Sizes: quick (2 s recordings, 506 train + 132 test, the demo default, "
-    "well under a minute on 2 cores), full (6 s recordings, 3 to 5 lighting conditions per user, "
-    "like the real set), tiny (0.3 s recordings, for tests). See docs/synthetic_data.md."
+    "gives the same bytes. Limbs are brighter or darker than the background at random, so the "
+    "direction of an arm circle can only be read from the order of frames. Sizes: quick (2-2.8 s "
+    "recordings, 506 train + 132 test, the demo default, about half a minute on 2 cores), full (4-8 s "
+    "recordings, 1077 train + 264 test like the real set), tiny (0.3 s recordings, for tests). "
+    "See docs/synthetic_data.md."
 )
 
 
