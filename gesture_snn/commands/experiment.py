@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from gesture_snn.commands._options import with_cache_dir
+
 HELP = "train N seeds with the validation protocol, run the controls on each, report mean +- sd and intervals"
 
 DESCRIPTION = (
@@ -15,6 +17,9 @@ DESCRIPTION = (
 
 
 def add_arguments(parser) -> None:
+    from gesture_snn.commands._options import add_cache_dir
+
+    add_cache_dir(parser)
     from gesture_snn.commands.train import add_config_arguments
     from gesture_snn.controls import INFERENCE_CONTROLS, TRAINED_CONTROLS
 
@@ -28,6 +33,7 @@ def add_arguments(parser) -> None:
     add_config_arguments(parser)
 
 
+@with_cache_dir
 def run(args) -> int:
     from gesture_snn.commands.controls import print_table
     from gesture_snn.commands.train import build_config
