@@ -515,13 +515,13 @@ class BoardLink:
     def _write(self, data: bytes) -> None:
         try:
             self.port.write(data)
-        except (OSError, _serial_errors()) as exc:
+        except _port_errors() as exc:
             raise ProtocolError(f"cannot write to the board's port ({exc}); is it still connected?") from None
 
     def _read(self) -> bytes:
         try:
             return self.port.read(max(1, getattr(self.port, "in_waiting", 0)))
-        except (OSError, _serial_errors()) as exc:
+        except _port_errors() as exc:
             raise ProtocolError(f"cannot read from the board's port ({exc}); is it still connected?") from None
 
     def _receive(self, *, deadline: float | None = None, waiting_for: str = "a reply") -> list:
@@ -557,7 +557,7 @@ class BoardLink:
         if hasattr(self.port, "reset_input_buffer"):
             try:
                 self.port.reset_input_buffer()
-            except (OSError, _serial_errors()) as exc:
+            except _port_errors() as exc:
                 raise ProtocolError(f"cannot use the board's port ({exc}); is it still connected?") from None
         started = last = time.monotonic()
         deadline = started + self.timeout_s if deadline is None else deadline
@@ -575,13 +575,17 @@ class BoardLink:
         self._decoder = ReplyDecoder()
 
 
-def _serial_errors() -> tuple:
-    """pySerial's exception class (an OSError subclass in pySerial 3), if pySerial is installed."""
+def _port_errors() -> tuple:
+    """What a failing port raises: OSError and pySerial's SerialException (if pySerial is installed)."""
     try:
         import serial
     except ImportError:
-        return ()
-    return (serial.SerialException,)
+        return (OSError,)
+    try:
+        import termios
+    except ImportError:  # not POSIX
+        return (OSError, serial.SerialException)
+    return (OSError, serial.SerialException, termios.error)
 
 
 def open_serial(port: str, *, baud: int = DEFAULT_BAUD, timeout_s: float = 0.05):
