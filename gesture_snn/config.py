@@ -273,6 +273,11 @@ class RunConfig:
             f"({self.frames.n_inputs})",
         )
         _check(
+            self.train.shift < self.frames.size,
+            f"train.shift = {self.train.shift} pixels is as wide as the {self.frames.size} x {self.frames.size} frames: "
+            f"a shifted sample would be empty; use a shift below {self.frames.size} (typically size / 16 .. size / 8)",
+        )
+        _check(
             self.train.qat_epochs is None or self.model.qat_weight_bits is not None,
             f"train.qat_epochs = {self.train.qat_epochs} needs quantization-aware training "
             "(model.qat_weight_bits, --qat BITS)",
@@ -295,13 +300,17 @@ class RunConfig:
             names = {f.name for f in dataclasses.fields(kind)}
             unknown = set(given) - names
             _check(not unknown, f"unknown {name} fields {sorted(unknown)}; known: {sorted(names)}")
+            types = {f.name: f.type for f in dataclasses.fields(kind)}
+            given = {key: _typed(f"{name}.{key}", types[key], value) for key, value in given.items()}
             try:
                 sections[name] = dataclasses.replace(getattr(base, name), **given)
             except (TypeError, ValueError) as exc:
                 raise ConfigError(f"config section {name!r}: {exc}") from exc
         if "n_inputs" not in data.get("model", {}):
             sections["model"] = dataclasses.replace(sections["model"], n_inputs=sections["frames"].n_inputs)
-        return cls(**sections, data=str(data.get("data", base.data)))
+        root = data.get("data", base.data)
+        _check(isinstance(root, (str, os.PathLike)), f'"data" must be a path (a string), got {root!r}')
+        return cls(**sections, data=str(root))
 
     def replace(self, **sections: Any) -> "RunConfig":
         """A copy with some fields changed, e.g. ``replace(train={"epochs": 5}, data="DIR")``."""
@@ -317,14 +326,58 @@ class RunConfig:
         return cls.from_dict(read_json(path, what="config file"))
 
 
+def _describe(value: Any) -> str:
+    return f"{value!r} ({type(value).__name__})" if not isinstance(value, (int, float)) or isinstance(value, bool) \
+        else repr(value)
+
+
+def _typed(name: str, annotation: str, value: Any) -> Any:
+    """``value`` checked against a field's annotation (``int``, ``float``, ``str``, ``X | None``,
+    ``tuple[int, ...]``, ``tuple[float, float]``); ConfigError naming the field otherwise.
+    Booleans are not numbers here, floats must be finite, an int is accepted for a float."""
+    annotation = str(annotation).replace(" ", "")
+    if annotation.endswith("|None"):
+        return None if value is None else _typed(name, annotation[:-5], value)
+    if annotation.startswith("tuple["):
+        inner = annotation[6:-1].split(",")
+        _check(isinstance(value, (list, tuple)) and not isinstance(value, str),
+               f'"{name}" must be a list, got {_describe(value)}')
+        if inner[-1] == "...":
+            return tuple(_typed(f"{name}[{i}]", inner[0], v) for i, v in enumerate(value))
+        _check(len(value) == len(inner), f'"{name}" must be a list of {len(inner)} numbers, got {list(value)!r}')
+        return tuple(_typed(f"{name}[{i}]", kind, v) for i, (kind, v) in enumerate(zip(inner, value)))
+    if annotation == "int":
+        import numbers
+
+        _check(isinstance(value, numbers.Integral) and not isinstance(value, bool),
+               f'"{name}" must be an integer, got {_describe(value)}')
+        return int(value)
+    if annotation == "float":
+        import math
+        import numbers
+
+        _check(isinstance(value, numbers.Real) and not isinstance(value, bool),
+               f'"{name}" must be a number, got {_describe(value)}')
+        _check(math.isfinite(value), f'"{name}" must be a finite number, got {value!r}')
+        return float(value) if not isinstance(value, numbers.Integral) else value
+    if annotation == "str":
+        _check(isinstance(value, str), f'"{name}" must be a string, got {_describe(value)}')
+        return value
+    return value
+
+
 def read_json(path: str | os.PathLike, *, what: str) -> Any:
     """The JSON content of ``path``; a :class:`UserError` that starts with ``what`` if the file is
     missing or not JSON."""
     path = Path(path)
     try:
-        return json.loads(path.read_text())
+        return json.loads(path.read_bytes().decode("utf-8"))
     except FileNotFoundError:
         raise UserError(f"{what} {path} does not exist") from None
+    except IsADirectoryError:
+        raise UserError(f"{what} {path} is a directory, not a JSON file") from None
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{what} {path} is not UTF-8 text ({exc}); save it as UTF-8 JSON") from None
     except json.JSONDecodeError as exc:
         raise UserError(f"{what} {path} is not valid JSON ({exc})") from None
 

@@ -19,12 +19,12 @@ The pieces, each usable on its own:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
 import os
 import re
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -513,6 +513,8 @@ def load_frames(
     """
     recordings = Recordings(root, train=train)
     key = _cache_key(recordings, config)
+    if cache_dir is None:
+        cache_dir = os.environ.get(CACHE_DIR_ENV) or None
     cache_dir = recordings.root / "frame_cache" if cache_dir is None else Path(cache_dir).expanduser()
     cache = cache_dir / f"{recordings.split}-{key[:16]}.h5"
     if cache.exists():
@@ -523,12 +525,36 @@ def load_frames(
     frameset = _build_frames(recordings, config, progress=progress)
     try:
         _write_cache(cache, frameset, key=key)
+    except UserError:
+        raise
     except OSError as exc:
         raise UserError(
             f"cannot write the frame cache {cache} ({exc}); pass a writable cache directory "
-            f"(cache_dir)"
+            f"(--cache-dir DIR, cache_dir)"
         ) from exc
     return frameset
+
+
+#: Environment variable with the frame cache directory (what the stages' ``--cache-dir`` sets).
+CACHE_DIR_ENV = "GESTURE_SNN_CACHE_DIR"
+
+
+@contextlib.contextmanager
+def cache_dir_override(cache_dir: str | os.PathLike | None):
+    """Within the block, :func:`load_frames` without ``cache_dir`` uses ``cache_dir`` (a stage's
+    ``--cache-dir``: for read-only data roots); None changes nothing."""
+    if cache_dir is None:
+        yield
+        return
+    before = os.environ.get(CACHE_DIR_ENV)
+    os.environ[CACHE_DIR_ENV] = os.fspath(cache_dir)
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(CACHE_DIR_ENV, None)
+        else:
+            os.environ[CACHE_DIR_ENV] = before
 
 
 class _CacheInvalid(Exception):
@@ -581,36 +607,38 @@ def _build_frames(recordings: Recordings, config: FrameConfig, *, progress: bool
 
 
 def _write_cache(path: Path, frameset: FrameSet, *, key: str) -> None:
-    """Write the cache to a temporary file beside ``path``, fsync, then rename it onto ``path``.
+    """Write the cache atomically: the HDF5 file is made in memory, then written with
+    :func:`gesture_snn.rundir.atomic_write_bytes` (temporary file, fsync, rename).
 
-    (HDF5 reads back while writing, so ``rundir.atomic_write``'s write-only file cannot be used.)
+    HDF5 never writes to the disk itself, so a full disk is an ordinary ENOSPC: one
+    :class:`~gesture_snn.rundir.WriteError` naming the cache file, the bytes it needs and the
+    space free (the free space is checked before writing), never a half-written cache, never
+    HDF5's crash on a failed write. Temporary files of killed runs are removed first.
     """
+    import io
+
     import h5py
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        with h5py.File(tmp, "w") as h5:
-            h5.create_dataset(
-                "frames",
-                data=frameset.frames,
-                chunks=(1, *frameset.frames.shape[1:]),
-                compression="lzf",
-            )
-            h5.create_dataset("labels", data=frameset.labels)
-            h5.create_dataset("users", data=frameset.users)
-            h5.create_dataset("files", data=frameset.files, dtype=h5py.string_dtype())
-            h5.attrs["key"] = key
-            h5.attrs["config"] = json.dumps(dataclasses.asdict(frameset.config))
-            h5.attrs["checksum"] = _frames_checksum(frameset.frames)
-            h5.attrs["complete"] = True  # written last
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    from gesture_snn.rundir import atomic_write_bytes, remove_stale_temps
+
+    remove_stale_temps(path.parent) if path.parent.is_dir() else None
+    buffer = io.BytesIO()
+    with h5py.File(buffer, "w") as h5:
+        h5.create_dataset(
+            "frames",
+            data=frameset.frames,
+            chunks=(1, *frameset.frames.shape[1:]),
+            compression="lzf",
+        )
+        h5.create_dataset("labels", data=frameset.labels)
+        h5.create_dataset("users", data=frameset.users)
+        h5.create_dataset("files", data=frameset.files, dtype=h5py.string_dtype())
+        h5.attrs["key"] = key
+        h5.attrs["config"] = json.dumps(dataclasses.asdict(frameset.config))
+        h5.attrs["checksum"] = _frames_checksum(frameset.frames)
+        h5.attrs["complete"] = True  # written last
+    atomic_write_bytes(path, buffer.getvalue(),
+                       hint=f"pass --cache-dir DIR (cache_dir, or set {CACHE_DIR_ENV}) for a read-only or full data root")
 
 
 def _read_cache(path: Path, *, key: str, recordings: Recordings, config: FrameConfig) -> FrameSet:

@@ -107,6 +107,9 @@ def fetch_dvsgesture(
     only a ``.part`` file (resumed by the next run) may remain.
     """
     archives = DVSGESTURE_ARCHIVES if archives is None else archives
+    check_url_base(url_base)
+    if not (isinstance(timeout_s, (int, float)) and timeout_s > 0 and timeout_s < float("inf")):
+        raise UserError(f"--timeout must be a positive number of seconds, got {timeout_s!r}")
     unknown = set(splits) - {"train", "test"}
     if unknown:
         raise ValueError(f"unknown split(s) {sorted(unknown)}; choose from train, test")
@@ -117,6 +120,16 @@ def fetch_dvsgesture(
         for archive in archives
         if archive.split in splits
     }
+
+
+def check_url_base(url_base: str) -> None:
+    """UserError unless ``url_base`` is an http://, https:// or file:// URL prefix."""
+    import urllib.parse
+
+    parts = urllib.parse.urlsplit(str(url_base))
+    if parts.scheme not in ("http", "https", "file") or (parts.scheme != "file" and not parts.netloc):
+        raise UserError(f"--url-base {url_base!r} is not a URL; give a prefix such as https://host/files/ "
+                        "(http://, https:// or file://)")
 
 
 def fetch_archive(
@@ -192,6 +205,8 @@ def _download(url: str, part: Path, *, progress: bool, timeout_s: float) -> None
         headers["Range"] = f"bytes={offset}-"
     try:
         response = urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout_s)
+    except ValueError as exc:  # "unknown url type" and the like
+        raise UserError(f"--url-base gives {url!r}, which is not a URL ({exc}); give http://, https:// or file://") from None
     except urllib.error.HTTPError as exc:
         if exc.code == 416 and offset:
             return  # nothing left to send: the .part is whole (the md5 check decides)
@@ -253,18 +268,59 @@ def _checked_members(tar: tarfile.TarFile, folder: str, archive: Path) -> list[t
     return members
 
 
+def remove_stale_extractions(folder: Path) -> list[Path]:
+    """Delete ``.<folder>.extract-*`` staging folders beside ``folder`` left by killed runs: those
+    named with a process id that no longer exists, and those of older versions (no process id)
+    that have not changed for an hour. Returns what was removed."""
+    import re
+    import time
+
+    removed = []
+    for entry in folder.parent.glob(f".{folder.name}.extract-*"):
+        if not entry.is_dir() or entry.is_symlink():
+            continue
+        match = re.match(rf"\.{re.escape(folder.name)}\.extract-(\d+)-", entry.name)
+        if match:
+            pid = int(match[1])
+            if pid == os.getpid():
+                continue
+            try:
+                os.kill(pid, 0)
+                continue  # a live extraction
+            except ProcessLookupError:
+                pass
+            except PermissionError:
+                continue
+        elif time.time() - entry.stat().st_mtime < 3600:
+            continue
+        shutil.rmtree(entry, ignore_errors=True)
+        removed.append(entry)
+    return removed
+
+
 def _extract(archive: Path, folder: Path, *, progress: bool) -> None:
     """Extract ``archive``'s ``folder.name/`` into a temporary folder, then rename it to ``folder``."""
     from tqdm.auto import tqdm
 
-    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.extract-", dir=folder.parent))
+    from gesture_snn.rundir import check_free_space, write_error
+
+    remove_stale_extractions(folder)
+    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.extract-{os.getpid()}-", dir=folder.parent))
+    needed = None
     try:
         try:
             with tarfile.open(archive, "r:*") as tar:
                 members = _checked_members(tar, folder.name, archive)
+                needed = sum(member.size for member in members if member.isfile())
+                check_free_space(staging, needed, hint="fetch extracts beside the archive")
                 for member in tqdm(members, desc=f"extract {archive.name}", unit="file", disable=not progress):
                     tar.extract(member, staging, **_DATA_FILTER)
-        except (tarfile.TarError, EOFError, OSError) as exc:
+        except OSError as exc:
+            error = write_error(staging, exc, needed=needed, hint=f"the partial extraction was removed; {archive} is kept")
+            if error is not exc:
+                raise error from None
+            raise UserError(f"{archive} cannot be extracted ({exc}); remove it and run again") from exc
+        except (tarfile.TarError, EOFError) as exc:
             raise UserError(f"{archive} cannot be extracted ({exc}); remove it and run again") from exc
         extracted = staging / folder.name
         if not extracted.is_dir():

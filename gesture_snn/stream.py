@@ -458,23 +458,29 @@ class BoardLink:
         self._decoder = ReplyDecoder()
 
     def reset(self) -> DeviceInfo:
-        """Bring the board to a known state and identify it.
+        """Bring the board to a known state and identify it, within ``timeout_s`` in all.
 
         Drains what the board is still sending, ends any frame it was inside (:func:`encode_resync`,
         sized for the largest word a LOAD_WEIGHT may carry), closes any sample it was inside with
-        END_OF_SAMPLE (discarding that sample's replies), then sends IDENTIFY.
+        END_OF_SAMPLE (discarding that sample's replies), then sends IDENTIFY. A port that keeps
+        sending without going quiet, sends nothing, or sends replies that never end the sample is a
+        ProtocolError after ``timeout_s`` seconds at most.
         """
-        self._drain()
-        self.port.write(encode_resync(255) + bytes([Command.END_OF_SAMPLE]))
-        while not any(isinstance(reply, Prediction) for reply in self._receive()):
+        deadline = time.monotonic() + self.timeout_s
+        self._drain(deadline=deadline)
+        self._write(encode_resync(255) + bytes([Command.END_OF_SAMPLE]))
+        while not any(isinstance(reply, Prediction) for reply in self._receive(deadline=deadline, waiting_for=(
+                "the end of the interrupted sample after the reset"))):
             pass
-        return self.identify()
+        return self.identify(deadline=deadline)
 
-    def identify(self) -> DeviceInfo:
-        """Send IDENTIFY and return the board's IDENT reply (which clears the board's error flags)."""
-        self.port.write(IDENTIFY)
+    def identify(self, *, deadline: float | None = None) -> DeviceInfo:
+        """Send IDENTIFY and return the board's IDENT reply (which clears the board's error flags);
+        ProtocolError if none comes within ``timeout_s`` (or by ``deadline``, a ``time.monotonic()``)."""
+        deadline = time.monotonic() + self.timeout_s if deadline is None else deadline
+        self._write(IDENTIFY)
         while True:
-            for reply in self._receive():
+            for reply in self._receive(deadline=deadline, waiting_for="the identification (IDENT)"):
                 if not isinstance(reply, DeviceInfo):
                     raise ProtocolError(f"expected the identification, got {reply}")
                 self.info = reply
@@ -488,7 +494,7 @@ class BoardLink:
         chunk = 256
         with tqdm(total=len(frames), unit="word", desc="load weights", disable=not progress) as bar:
             for start in range(0, len(frames), chunk):
-                self.port.write(b"".join(frames[start:start + chunk]))
+                self._write(b"".join(frames[start:start + chunk]))
                 bar.update(len(frames[start:start + chunk]))
 
     def run_sample(self, frames) -> SampleResult:
@@ -497,7 +503,7 @@ class BoardLink:
         while not exchange.done:
             data = exchange.outgoing()
             if data:
-                self.port.write(data)
+                self._write(data)
             exchange.receive(self._receive())
         return exchange.result
 
@@ -506,28 +512,80 @@ class BoardLink:
             raise RuntimeError("identify the board first (BoardLink.reset or BoardLink.identify)")
         return self.info
 
-    def _receive(self) -> list:
-        """Replies completed by the next bytes from the board; ProtocolError after ``timeout_s`` of silence."""
-        deadline = time.monotonic() + self.timeout_s
+    def _write(self, data: bytes) -> None:
+        try:
+            self.port.write(data)
+        except _port_errors() as exc:
+            raise ProtocolError(f"cannot write to the board's port ({exc}); is it still connected?") from None
+
+    def _read(self) -> bytes:
+        try:
+            return self.port.read(max(1, getattr(self.port, "in_waiting", 0)))
+        except _port_errors() as exc:
+            raise ProtocolError(f"cannot read from the board's port ({exc}); is it still connected?") from None
+
+    def _receive(self, *, deadline: float | None = None, waiting_for: str = "a reply") -> list:
+        """Replies completed by the next bytes from the board.
+
+        ProtocolError after ``timeout_s`` without a completed reply (silence, or bytes that never
+        complete a frame: noise), or at ``deadline`` (a ``time.monotonic()``) if that comes first.
+        """
+        limit = time.monotonic() + self.timeout_s
+        deadline = limit if deadline is None else min(deadline, limit)
+        received = 0
         while True:
-            data = self.port.read(max(1, getattr(self.port, "in_waiting", 0)))
+            data = self._read()
             if data:
-                return self._decoder.feed(data)
+                received += len(data)
+                replies = self._decoder.feed(data)
+                if replies:
+                    return replies
             if time.monotonic() >= deadline:
+                if received:
+                    raise ProtocolError(
+                        f"the board sent {received} bytes but no complete reply while waiting for {waiting_for} "
+                        f"({self.timeout_s:g} s); check --baud against the bitstream's baud rate and that the port is "
+                        "the board running this project's bitstream")
                 raise ProtocolError(
-                    f"no reply from the board for {self.timeout_s:g} s; check the port, that the bitstream is "
-                    "loaded, and that --baud matches the bitstream's baud rate"
+                    f"no reply from the board for {self.timeout_s:g} s while waiting for {waiting_for}; check the port, "
+                    "that the bitstream is loaded, and that --baud matches the bitstream's baud rate"
                 )
 
-    def _drain(self, quiet_s: float = 0.1) -> None:
-        """Read and drop bytes until the board has been silent for ``quiet_s``."""
+    def _drain(self, quiet_s: float = 0.1, *, deadline: float | None = None) -> None:
+        """Read and drop bytes until the board has been silent for ``quiet_s``; ProtocolError if
+        it is not silent by ``deadline`` (default ``timeout_s`` from now)."""
         if hasattr(self.port, "reset_input_buffer"):
-            self.port.reset_input_buffer()
-        last = time.monotonic()
+            try:
+                self.port.reset_input_buffer()
+            except _port_errors() as exc:
+                raise ProtocolError(f"cannot use the board's port ({exc}); is it still connected?") from None
+        started = last = time.monotonic()
+        deadline = started + self.timeout_s if deadline is None else deadline
+        dropped = 0
         while time.monotonic() - last < quiet_s:
-            if self.port.read(max(1, getattr(self.port, "in_waiting", 0))):
+            data = self._read()
+            if data:
+                dropped += len(data)
                 last = time.monotonic()
+            if time.monotonic() >= deadline:
+                raise ProtocolError(
+                    f"the port never went quiet: {dropped} bytes in {time.monotonic() - started:.1f} s before the reset; "
+                    "it is not a board idling with this project's bitstream (wrong port, or --baud differs from the "
+                    "bitstream's baud rate)")
         self._decoder = ReplyDecoder()
+
+
+def _port_errors() -> tuple:
+    """What a failing port raises: OSError and pySerial's SerialException (if pySerial is installed)."""
+    try:
+        import serial
+    except ImportError:
+        return (OSError,)
+    try:
+        import termios
+    except ImportError:  # not POSIX
+        return (OSError, serial.SerialException)
+    return (OSError, serial.SerialException, termios.error)
 
 
 def open_serial(port: str, *, baud: int = DEFAULT_BAUD, timeout_s: float = 0.05):

@@ -17,9 +17,12 @@ measure. The test split is evaluated once, after the last epoch: the selected ch
 ``test`` entry of the report, the number to quote) and, separately, the last one
 (``test_last``).
 
-Every file is replaced atomically at the end of each epoch, checkpoint first; ``metrics.jsonl``
-is rewritten from the checkpoint's metrics, so a run killed at any moment and resumed
-(``resume=True``) has each epoch exactly once. The order of the training data is a function of
+Every file is replaced atomically at the end of each epoch, in the order ``last.pt``,
+``best.pt`` (when the epoch is the new best), ``metrics.jsonl``, ``report.json``;
+``metrics.jsonl`` and the report are rewritten from the checkpoint's metrics, so a run killed at
+any moment and resumed (``resume=True``) has each epoch exactly once, and after the resume
+``best.pt``, ``last.pt``, ``metrics.jsonl`` and ``report.json`` agree (docs/reliability.md).
+Each checkpoint holds the sha256 digest of its content and is verified when it is loaded. The order of the training data is a function of
 (seed, epoch) only and nothing else is random, so a resumed run ends with the same parameters
 as an uninterrupted one.
 
@@ -60,12 +63,13 @@ import torch
 
 from gesture_snn.config import RunConfig
 from gesture_snn.errors import UserError
-from gesture_snn.rundir import atomic_write, update_report
+from gesture_snn.rundir import atomic_write, atomic_write_bytes, remove_stale_temps, update_report
 from gesture_snn.stats import accuracy_summary
 
 __all__ = [
     "CHECKPOINT_FORMAT",
     "Distributed",
+    "check_against_report",
     "checkpoint_path",
     "finished",
     "load_checkpoint",
@@ -80,7 +84,7 @@ __all__ = [
 CONFIG_NAME = "config.json"
 METRICS_NAME = "metrics.jsonl"
 CHECKPOINT_DIR = "checkpoints"
-CHECKPOINT_FORMAT = 1
+CHECKPOINT_FORMAT = 2  # 2: with the sha256 digest of the content
 
 
 def checkpoint_path(run_dir: str | os.PathLike, which: str = "last") -> Path:
@@ -139,21 +143,84 @@ def resolve_device(name: str, *, local_rank: int = 0) -> torch.device:
     return torch.device("cuda", local_rank % torch.cuda.device_count())
 
 
+def _digest(obj) -> str:
+    """sha256 of a checkpoint's content: every tensor's dtype, shape and bytes and every other
+    value, walked in a fixed order (so it does not depend on torch's file layout or on
+    ``map_location``)."""
+    import hashlib
+
+    h = hashlib.sha256()
+
+    def walk(value):
+        if isinstance(value, torch.Tensor):
+            t = value.detach().cpu().contiguous().reshape(-1)
+            h.update(f"T{t.dtype}{tuple(value.shape)}:".encode())
+            h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        elif isinstance(value, dict):
+            h.update(f"D{len(value)}:".encode())
+            for key in sorted(value, key=lambda k: (type(k).__name__, repr(k))):
+                h.update(f"{type(key).__name__}:{key!r}=".encode())
+                walk(value[key])
+        elif isinstance(value, (list, tuple)):
+            h.update(f"{type(value).__name__[0]}{len(value)}:".encode())
+            for item in value:
+                walk(item)
+        else:
+            h.update(f"{type(value).__name__}:{value!r};".encode())
+
+    walk(obj)
+    return h.hexdigest()
+
+
 def _save(path: Path, obj) -> None:
-    atomic_write(path, lambda f: torch.save(obj, f), binary=True)
+    """Write a checkpoint atomically with ``sha256``, the digest of its content, inside it."""
+    import io
+
+    buffer = io.BytesIO()
+    torch.save({**obj, "sha256": _digest(obj)}, buffer)
+    atomic_write_bytes(path, buffer.getvalue(), hint="the checkpoint is written at the end of every epoch")
+
+
+def _non_finite(checkpoint: dict) -> str | None:
+    """The name of the first model parameter or optimiser state that is NaN or infinite, or None."""
+    for name, value in (checkpoint.get("model") or {}).items():
+        if isinstance(value, torch.Tensor) and value.is_floating_point() and not torch.isfinite(value).all():
+            return f"model parameter {name}"
+    for index, state in ((checkpoint.get("optimizer") or {}).get("state") or {}).items():
+        for name, value in state.items():
+            if isinstance(value, torch.Tensor) and value.is_floating_point() and not torch.isfinite(value).all():
+                return f"optimiser state {name} of parameter {index}"
+    return None
 
 
 def load_checkpoint(path: str | os.PathLike, *, map_location="cpu") -> dict:
-    """Read a checkpoint written by :func:`train`; UserError if missing or unreadable."""
+    """Read and verify a checkpoint written by :func:`train`.
+
+    UserError naming the file if it is missing, unreadable, not a gesture-snn checkpoint, if its
+    content does not match the sha256 digest stored inside it (the file was damaged after it was
+    written) or if a parameter is not finite. A checkpoint of format 1 (before digests) is only
+    checked for finite parameters.
+    """
     path = Path(path)
     if not path.exists():
         raise UserError(f"checkpoint {path} does not exist; train first (gesture-snn train --run ...)")
+    damaged = (f"; it cannot be used: restore it, or delete the run's checkpoints and train again "
+               f"(a damaged last.pt cannot be resumed)")
     try:
         checkpoint = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # torch raises many kinds for a damaged file
-        raise UserError(f"checkpoint {path} is unreadable ({exc})") from exc
-    if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
+        raise UserError(f"checkpoint {path} is unreadable (damaged or truncated: {str(exc).splitlines()[0][:200]})"
+                        f"{damaged}") from None
+    if not isinstance(checkpoint, dict) or checkpoint.get("format") not in (1, CHECKPOINT_FORMAT):
         raise UserError(f"{path} is not a gesture-snn checkpoint (format {CHECKPOINT_FORMAT})")
+    if checkpoint["format"] >= 2:
+        stored = checkpoint.pop("sha256", None)
+        if stored is None or _digest(checkpoint) != stored:
+            raise UserError(f"checkpoint {path} is damaged: its content does not match the sha256 digest stored in "
+                            f"it{damaged}")
+    bad = _non_finite(checkpoint)
+    if bad is not None:
+        raise UserError(f"checkpoint {path} is damaged: {bad} is not finite (NaN or infinite){damaged}")
     return checkpoint
 
 
@@ -163,17 +230,63 @@ def resolve_checkpoint(path: str | os.PathLike) -> Path:
     return checkpoint_path(path, "best") if path.is_dir() else path
 
 
+def check_against_report(run_dir: str | os.PathLike, which: str, checkpoint: dict) -> None:
+    """UserError unless the ``which`` checkpoint is the one ``report.json`` names: ``best.pt``
+    holds the report's ``best_epoch``, ``last.pt`` its ``epochs_completed`` (a run interrupted
+    between its writes; ``train --resume`` repairs it). No report, no check."""
+    from gesture_snn.rundir import read_report
+
+    section = read_report(run_dir).get("train")
+    if not isinstance(section, dict):
+        return
+    named = section.get("best_epoch" if which == "best" else "epochs_completed")
+    if named is not None and checkpoint.get("epoch") != named:
+        raise UserError(
+            f"{checkpoint_path(run_dir, which)} holds epoch {checkpoint.get('epoch')} but {Path(run_dir) / 'report.json'} "
+            f"names epoch {named} as the {'selected' if which == 'best' else 'last'} one: the training run was "
+            f"interrupted between its writes; finish it with gesture-snn train --run {run_dir} --resume"
+        )
+
+
 def load_model(run_dir: str | os.PathLike, which: str = "best", *, device="cpu"):
     """The trained model of a run directory: ``(model in eval mode, RunConfig)`` (an
-    :class:`~gesture_snn.model.SRNN` or, for a control run, its architecture)."""
+    :class:`~gesture_snn.model.SRNN` or, for a control run, its architecture).
+
+    The checkpoint is verified (:func:`load_checkpoint`) and must be the one the run's report
+    names (:func:`check_against_report`)."""
     from gesture_snn.architectures import build_model
 
     checkpoint = load_checkpoint(checkpoint_path(run_dir, which), map_location=device)
+    check_against_report(run_dir, which, checkpoint)
     config = RunConfig.from_dict(checkpoint["config"])
     model = build_model(config.model).to(device)
     model.load_state_dict(checkpoint["model"])
     model.eval()
     return model, config
+
+
+def _repair_best(run_dir: Path, last_checkpoint: dict, device) -> None:
+    """On resume: make ``best.pt`` the epoch ``last.pt`` names as the best.
+
+    ``last.pt`` is written before ``best.pt`` and a new best epoch is always the epoch just
+    finished, so a kill between the two leaves a ``last.pt`` whose best epoch is its own epoch:
+    ``best.pt`` is rewritten from it. Anything else is damage (UserError).
+    """
+    named = last_checkpoint["best"]["epoch"]
+    if not named:
+        return
+    best_path = checkpoint_path(run_dir, "best")
+    if best_path.exists():
+        try:
+            held = load_checkpoint(best_path, map_location=device)["epoch"]
+        except UserError:
+            held = None
+        if held == named:
+            return
+    if named != last_checkpoint["epoch"]:
+        raise UserError(f"{best_path} does not hold epoch {named}, the best epoch that {checkpoint_path(run_dir)} "
+                        f"names, and it cannot be rebuilt (only the last epoch's state is kept); train again")
+    _save(best_path, last_checkpoint)
 
 
 def _load_split(config: RunConfig, *, train: bool, progress: bool):
@@ -276,6 +389,8 @@ def train(
                     f"--resume: the configuration differs from the one {run_dir} was trained with "
                     f"(only the number of epochs and the data root may change); see {run_dir / CONFIG_NAME}"
                 )
+            if dist.is_main:
+                _repair_best(run_dir, checkpoint, dev)
         elif last.exists():
             raise UserError(
                 f"{run_dir} already holds a training run; pass --resume to continue it or choose "
@@ -333,8 +448,12 @@ def train(
         split = _split_record(fit_set, val_set, test_set)
 
         if dist.is_main:
+            for folder in (run_dir, run_dir / CHECKPOINT_DIR):  # temporary files of a killed run
+                remove_stale_temps(folder)
             config.save(run_dir / CONFIG_NAME)
             _write_metrics(run_dir, history)  # drops lines of an epoch whose checkpoint never landed
+            if checkpoint is not None:  # the report follows last.pt from here on (see docs/reliability.md)
+                update_report(run_dir, "train", _report(config, history, best, dist, dev, split, stopped_early))
 
         for epoch in range(start_epoch, cfg.epochs):
             started = time.perf_counter()
@@ -386,9 +505,11 @@ def train(
                     "best": best,
                     "stopped_early": stopped_early,
                 }
-                if best["epoch"] == epoch + 1:  # best first: last.pt never names a best.pt that did not land
-                    _save(checkpoint_path(run_dir, "best"), state)
+                # last.pt first: a kill before best.pt lands leaves a last.pt naming its own epoch as the best,
+                # which --resume copies to best.pt; best.pt is never ahead of last.pt (docs/reliability.md)
                 _save(last, state)
+                if best["epoch"] == epoch + 1:
+                    _save(checkpoint_path(run_dir, "best"), state)
                 _write_metrics(run_dir, history)
                 update_report(run_dir, "train", _report(config, history, best, dist, dev, split, stopped_early))
                 if progress:

@@ -34,6 +34,7 @@ import os
 import re
 import shutil
 import subprocess
+import threading
 import sys
 import time
 from dataclasses import dataclass
@@ -410,12 +411,64 @@ def find_tool(name: str) -> str:
     return found
 
 
+_CHILDREN: set = set()
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+    """In the child: ask Linux for SIGKILL when the parent dies (prctl PR_SET_PDEATHSIG)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG = 1
+        except (OSError, AttributeError):
+            pass
+
+
+def _kill_group(process) -> None:
+    """SIGKILL ``process`` and everything it started (its process group), then reap it."""
+    import signal
+
+    if process.poll() is None:
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            process.kill()
+    else:
+        try:  # the tool may be gone while a helper it started still runs in its group
+            os.killpg(process.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+    process.wait()
+
+
+def _kill_children_on_signal() -> None:
+    """SIGTERM / SIGHUP end the build like Ctrl-C: the tools' process groups are killed first."""
+    import signal
+
+    def handler(signum, frame):
+        for process in list(_CHILDREN):
+            _kill_group(process)
+        raise SystemExit(128 + signum)
+
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGTERM, signal.SIGHUP):
+            if signal.getsignal(signum) in (signal.SIG_DFL, None):
+                signal.signal(signum, handler)
+
+
 def _run_tool(name: str, args: list[str], *, cwd: Path, log: str, progress: Progress) -> float:
     """Run a YoWASP tool in ``cwd`` with its output in ``cwd/log``; returns seconds; BuildError on failure."""
     command = [find_tool(name), *args]
+    _kill_children_on_signal()
     started = time.monotonic()
     with open(cwd / log, "w") as log_file:
-        process = subprocess.Popen(command, cwd=cwd, stdout=log_file, stderr=subprocess.STDOUT)
+        # its own process group (killed as a whole below) and, on Linux, SIGKILL when this process dies
+        # (kill -9 included), so that no nextpnr keeps rewriting the outputs of a build that was stopped
+        process = subprocess.Popen(command, cwd=cwd, stdout=log_file, stderr=subprocess.STDOUT,
+                                   start_new_session=True, preexec_fn=_die_with_parent)
+        _CHILDREN.add(process)
         try:
             while True:
                 try:
@@ -424,9 +477,8 @@ def _run_tool(name: str, args: list[str], *, cwd: Path, log: str, progress: Prog
                 except subprocess.TimeoutExpired:
                     progress(f"    {name} still running ({time.monotonic() - started:.0f} s; log: {cwd / log})")
         finally:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
+            _kill_group(process)
+            _CHILDREN.discard(process)
     if status:
         tail = "\n".join((cwd / log).read_text(errors="replace").splitlines()[-15:])
         raise BuildError(f"{name} failed with exit status {status}; the end of {cwd / log}:\n{tail}")

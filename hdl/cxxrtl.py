@@ -174,7 +174,7 @@ class CxxrtlSimulator:
         self.key = digest.hexdigest()[:20]
         build_dir = Path(cache_dir if cache_dir is not None else default_cache_dir()) / self.key
         self.executable = build_dir / "sim"
-        self.cached = self.executable.is_file()
+        self.cached = _verified(self.executable)
         if not self.cached:
             _compile(build_dir, {"design.cc": design, "config.h": config, "driver.cc": driver}, command)
         self.build_seconds = time.perf_counter() - started
@@ -367,10 +367,49 @@ def _config_header(core: NeuronCore, fields: list[_Field]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _verified(executable: Path) -> bool:
+    """Whether the cached ``executable`` is whole: its sha256 equals ``sim.sha256`` beside it
+    (written when it was compiled). A truncated or damaged executable, or one without its
+    digest, is compiled again."""
+    digest_file = executable.with_name(executable.name + ".sha256")
+    if not executable.is_file() or not digest_file.is_file():
+        return False
+    try:
+        return digest_file.read_text().split()[0] == _file_sha256(executable)
+    except (OSError, IndexError):
+        return False
+
+
+def _remove_stale_builds(build_dir: Path) -> None:
+    """Delete ``build-<pid>-*`` folders of compilations whose process is gone (killed builds)."""
+    import re
+
+    for entry in build_dir.glob("build-*"):
+        match = re.match(r"build-(\d+)-", entry.name)
+        if not match or not entry.is_dir() or int(match[1]) == os.getpid():
+            continue
+        try:
+            os.kill(int(match[1]), 0)
+        except ProcessLookupError:
+            shutil.rmtree(entry, ignore_errors=True)
+        except PermissionError:
+            pass
+
+
 def _compile(build_dir: Path, sources: dict[str, str], command: list[str]) -> None:
-    """Compile ``sources`` into ``build_dir/sim``; the executable appears atomically (concurrent builds are safe)."""
+    """Compile ``sources`` into ``build_dir/sim``; the executable appears atomically (concurrent builds are safe),
+    its sha256 in ``sim.sha256`` (written first: a kill between the two leaves a mismatch, so a rebuild)."""
     build_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="build-", dir=build_dir) as tmp:
+    _remove_stale_builds(build_dir)
+    with tempfile.TemporaryDirectory(prefix=f"build-{os.getpid()}-", dir=build_dir) as tmp:
         for name, text in sources.items():
             (Path(tmp) / name).write_text(text)
         result = subprocess.run(command, cwd=tmp, capture_output=True, text=True)
@@ -378,6 +417,8 @@ def _compile(build_dir: Path, sources: dict[str, str], command: list[str]) -> No
             raise RuntimeError(f"compiling the CXXRTL simulation failed ({' '.join(command)}):\n{result.stderr[-4000:]}")
         for name in sources:  # kept next to the executable for inspection
             os.replace(Path(tmp) / name, build_dir / name)
+        (Path(tmp) / "sim.sha256").write_text(_file_sha256(Path(tmp) / "sim") + "  sim\n")
+        os.replace(Path(tmp) / "sim.sha256", build_dir / "sim.sha256")
         os.replace(Path(tmp) / "sim", build_dir / "sim")
 
 

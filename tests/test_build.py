@@ -275,7 +275,13 @@ def test_missing_tool_names_its_package(monkeypatch, tmp_path):
 
 
 def make_run(run_dir: Path, net, *, preset: str = "hardware") -> Path:
-    RunConfig.from_dict(PRESETS[preset]).save(run_dir / "config.json")
+    """A run directory with ``net`` and the preset's config, its frames sized to the network's n_in
+    (every stage, build included, refuses a network that does not take the run's frames)."""
+    config = RunConfig.from_dict(PRESETS[preset])
+    size = int(round((net.n_in / 2) ** 0.5))
+    if 2 * size * size == net.n_in:
+        config = config.replace(frames={"size": size}, train={"shift": min(config.train.shift, size - 1)})
+    config.save(run_dir / "config.json")
     net.save(run_dir / "integer")
     return run_dir
 
@@ -295,12 +301,12 @@ def test_command_refuses_bad_options_before_building(tmp_path, capsys):
 
 
 def test_command_refuses_a_network_that_cannot_fit(tmp_path, capsys):
-    # 1024 -> 128 at 8 bits: 1179648 weight bits, more than the four SPRAMs hold.
-    big = random_network(np.random.default_rng(0), 1024, 128, 11, weight_bits=8, shift_in=2, shift_rec=2)
+    # 2048 (32 x 32 x 2 frames) -> 128 at 8 bits: 2228224 weight bits, more than the four SPRAMs hold.
+    big = random_network(np.random.default_rng(0), 2048, 128, 11, weight_bits=8, shift_in=2, shift_rec=2)
     run_dir = make_run(tmp_path / "run", big)
     update_report(run_dir, "build", {"ecp5-25k": {"kept": True}})
     assert cli.main(["build", "--run", str(run_dir), "--target", "ice40-up5k"]) == 2
-    assert ("w_in+w_rec need 1179648 bits in 64-bit words; ice40-up5k has 4 x 262144 SB_SPRAM256KA bits "
+    assert ("w_in+w_rec need 2228224 bits in 64-bit words; ice40-up5k has 4 x 262144 SB_SPRAM256KA bits "
             "(1048576 bits)") in capsys.readouterr().err
     assert read_report(run_dir)["build"] == {"ecp5-25k": {"kept": True}}  # nothing reported for the refused target
     assert not (run_dir / "build" / "ice40-up5k" / "netlist.json").exists()  # synthesis never ran

@@ -18,6 +18,10 @@ DESCRIPTION = (
 )
 
 
+#: Free space a build needs in RUN/build/TARGET (netlists, logs, bitstream; about 20 MB on ECP5 85k), checked first.
+BUILD_SPACE_BYTES = 64 * 1024 * 1024
+
+
 def add_arguments(parser) -> None:
     from hdl.targets import TARGETS
 
@@ -36,31 +40,29 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     from pathlib import Path
 
-    from gesture_snn.config import RunConfig
     from gesture_snn.errors import UserError
-    from gesture_snn.intnet import IntegerNetwork
-    from gesture_snn.rundir import read_report, update_report
+    from gesture_snn.rundir import read_report, update_report, write_error
+    from gesture_snn.runs import IntegerRun
     from hdl.build import build, report_section
-    from hdl.core import CycleModel
-    from hdl.targets import target as target_named
 
-    run_dir = Path(args.run)
-    network = IntegerNetwork.load(run_dir / "integer")
-    frames = RunConfig.load(run_dir / "config.json").frames
-    target = target_named(args.target)
-    lanes = target.default_lanes(network.n_rec) if args.lanes is None else args.lanes
-    readout_lanes = (target.default_readout_lanes(lanes, network.n_out) if args.readout_lanes is None
-                     else args.readout_lanes)
-    try:
-        CycleModel(n_in=network.n_in, n_rec=network.n_rec, n_out=network.n_out, lanes=lanes,
-                   readout_lanes=readout_lanes)
-    except ValueError as exc:
-        raise UserError(f"--lanes / --readout-lanes: {exc}") from None
     if args.seed < 0:
         raise UserError(f"--seed must be a non-negative integer, not {args.seed}")
+    run = IntegerRun.load(args.run)  # the same checks as simulate and stream: n_in = the frames' inputs, digests
+    run_dir, network, frames = run.run_dir, run.network, run.config.frames
+    hardware = run.hardware(args.target, lanes=args.lanes, readout_lanes=args.readout_lanes)
+    target, lanes, readout_lanes = hardware.target, hardware.lanes, hardware.readout_lanes
+    out_dir = run_dir / "build" / target.name
+    from gesture_snn.rundir import check_free_space
 
-    result = build(network, target, run_dir / "build" / target.name, lanes=lanes, readout_lanes=readout_lanes,
-                   seed=args.seed, progress=lambda line: print(line, flush=True))
+    check_free_space(out_dir, BUILD_SPACE_BYTES, hint="a build writes its netlists, logs and bitstream there")
+    try:
+        result = build(network, target, out_dir, lanes=lanes, readout_lanes=readout_lanes,
+                       seed=args.seed, progress=lambda line: print(line, flush=True))
+    except OSError as exc:  # a full disk or a read-only run directory: one message, the outputs are redone next time
+        error = write_error(getattr(exc, "filename", None) or out_dir, exc, needed=BUILD_SPACE_BYTES)
+        if error is exc:
+            raise
+        raise error from None
     report = read_report(run_dir)
     section = report_section(result, network, run_dir=run_dir, bin_ms=frames.bin_ms, steps=frames.n_steps,
                              measured=report.get("simulate"))

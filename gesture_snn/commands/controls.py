@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from gesture_snn.commands._options import with_cache_dir
+
 HELP = "controls that remove time (reversed, shuffled, no adaptation, no recurrence, memoryless MLP, LIF, ...)"
 
 DESCRIPTION = (
@@ -18,6 +20,9 @@ DESCRIPTION = (
 
 
 def add_arguments(parser) -> None:
+    from gesture_snn.commands._options import add_cache_dir
+
+    add_cache_dir(parser)
     from gesture_snn.controls import INFERENCE_CONTROLS, TRAINED_CONTROLS
 
     parser.add_argument("--run", metavar="RUNDIR", required=True, help="a finished training run (gesture-snn train)")
@@ -40,6 +45,7 @@ def print_table(entries: dict) -> None:
               f"{pct(entry['within_pair_accuracy']):>14}")
 
 
+@with_cache_dir
 def run(args) -> int:
     from gesture_snn.commands.train import apply_threads
     from gesture_snn.controls import run_controls

@@ -36,7 +36,15 @@ def add_arguments(parser) -> None:
 
 def run(args) -> int:
     from gesture_snn.demo import DemoConfig, run_demo
+    from gesture_snn.errors import UserError
 
+    if args.target != "none":  # refused now, not at stage 5
+        from hdl.targets import TARGETS
+
+        if args.target not in TARGETS:
+            raise UserError(f"--target: unknown target {args.target!r}; expected one of {', '.join(TARGETS)} or none")
+    if args.epochs is not None and args.epochs < 1:
+        raise UserError(f"--epochs must be at least 1, got {args.epochs}")
     overrides = {
         key: value
         for key, value in (("run", args.run), ("data", args.data), ("epochs", args.epochs), ("sim_samples", args.samples), ("sim_backend", args.backend))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from gesture_snn.commands._options import with_cache_dir
+
 HELP = "evaluate a trained run: accuracy, confusion, firing rates, synaptic operations, energy, plots"
 
 DESCRIPTION = (
@@ -19,6 +21,9 @@ DESCRIPTION = (
 
 
 def add_arguments(parser) -> None:
+    from gesture_snn.commands._options import add_cache_dir
+
+    add_cache_dir(parser)
     parser.add_argument("--run", metavar="RUNDIR", required=True, help="run directory written by gesture-snn train")
     parser.add_argument("--checkpoint", choices=("best", "last"), default="best", help="which checkpoint")
     parser.add_argument("--integer", action="store_true",
@@ -35,9 +40,16 @@ def add_arguments(parser) -> None:
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
 
 
+@with_cache_dir
 def run(args) -> int:
     from gesture_snn.data import CLASSES
     from gesture_snn.evaluate import evaluate_run
+    from gesture_snn.errors import UserError
+    from gesture_snn.runs import check_run_files
+
+    check_run_files(args.run)  # a damaged report.json or metrics.jsonl, before the evaluation
+    if args.raster_sample < 0:
+        raise UserError(f"--raster-sample must be a test sample index >= 0, got {args.raster_sample}")
 
     if args.whole_recordings:
         return _stream(args)

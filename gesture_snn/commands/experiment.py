@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from gesture_snn.commands._options import with_cache_dir
+
 HELP = "train N seeds with the validation protocol, run the controls on each, report mean +- sd and intervals"
 
 DESCRIPTION = (
@@ -25,6 +27,7 @@ def add_arguments(parser) -> None:
 
 def add_seed_set_arguments(parser, *, seeds: int, out: str) -> None:
     """The flags of a command that trains one configuration with several seeds (experiment, rate-sweep)."""
+    from gesture_snn.commands._options import add_cache_dir
     from gesture_snn.commands.train import add_config_arguments, add_threads_argument
 
     parser.add_argument("--data", metavar="DIR", default=None, help="data root (default: the config's, datasets/synthetic)")
@@ -32,9 +35,11 @@ def add_seed_set_arguments(parser, *, seeds: int, out: str) -> None:
     parser.add_argument("--seeds", type=int, default=seeds, metavar="N", help="number of seeds (0, 1, ... N-1)")
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars or epoch lines")
     add_threads_argument(parser)
+    add_cache_dir(parser)
     add_config_arguments(parser)
 
 
+@with_cache_dir
 def run(args) -> int:
     from gesture_snn.commands.controls import print_table
     from gesture_snn.commands.train import apply_threads, build_config

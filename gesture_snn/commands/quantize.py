@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from gesture_snn.commands._options import with_cache_dir
+
 HELP = "quantize a trained SRNN to the integer network of docs/fixed_point.md and check it"
 
 DESCRIPTION = (
@@ -19,6 +21,9 @@ DESCRIPTION = (
 
 
 def add_arguments(parser) -> None:
+    from gesture_snn.commands._options import add_cache_dir
+
+    add_cache_dir(parser)
     from gesture_snn.intnet import WIDTH_LIMITS
     from gesture_snn.quantize import DEFAULT_MEMBRANE_HEADROOM
 
@@ -43,6 +48,7 @@ def add_arguments(parser) -> None:
 WIDTH_ARGS = ("weight_bits", "decay_bits", "membrane_bits", "adaptation_bits", "readout_bits", "score_bits")
 
 
+@with_cache_dir
 def run(args) -> int:
     from pathlib import Path
 
@@ -57,6 +63,15 @@ def run(args) -> int:
     from gesture_snn.train import load_model
 
     run_dir = Path(args.run)
+    if run_dir.is_dir():
+        from gesture_snn.runs import check_run_files
+
+        check_run_files(run_dir)  # a damaged report.json or metrics.jsonl, before the work
+    if args.batch_size < 1:
+        raise UserError(f"--batch-size must be at least 1, got {args.batch_size}")
+    from gesture_snn.commands._options import check_number
+
+    check_number("--membrane-headroom", args.membrane_headroom, positive=True)
     if not run_dir.is_dir():
         raise UserError(f"run directory {run_dir} does not exist; train first (gesture-snn train --run {run_dir})")
     if args.weight_bits is not None and not 2 <= args.weight_bits <= 8:

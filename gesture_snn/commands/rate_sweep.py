@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from gesture_snn.commands._options import with_cache_dir
+
 HELP = "sweep the firing-rate penalty: validation / test accuracy against synaptic operations"
 
 DESCRIPTION = (
@@ -21,6 +23,7 @@ def add_arguments(parser) -> None:
     add_seed_set_arguments(parser, seeds=3, out="sweep directory (OUT/w<W>/seed<k>)")
 
 
+@with_cache_dir
 def run(args) -> int:
     from gesture_snn.commands.train import apply_threads, build_config
     from gesture_snn.experiment import run_rate_sweep

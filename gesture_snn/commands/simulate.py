@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from gesture_snn.commands._options import with_cache_dir
+
 HELP = "simulate the neuron-array gateware on test samples, bit for bit against the golden model"
 
 DESCRIPTION = (
@@ -25,6 +27,9 @@ DEFAULT_MAX_LANES = 8
 
 
 def add_arguments(parser) -> None:
+    from gesture_snn.commands._options import add_cache_dir
+
+    add_cache_dir(parser)
     parser.add_argument("--run", metavar="RUNDIR", required=True, help="run directory with integer/ and config.json")
     parser.add_argument("--samples", type=sample_count, default=4, metavar="K|all",
                         help="number of test samples (the first K), or all of them")
@@ -61,6 +66,7 @@ def sample_count(text: str) -> int | None:
     return count
 
 
+@with_cache_dir
 def run(args) -> int:
     import time
 
@@ -71,33 +77,21 @@ def run(args) -> int:
     from gesture_snn.errors import UserError
     from gesture_snn.rundir import update_report
     from gesture_snn.runs import IntegerRun
-    from hdl.core import CycleModel
     from hdl.sim import check_against_golden
-    from hdl.targets import largest_divisor, target
 
     if args.vcd is not None and args.backend != "amaranth":
         raise UserError("--vcd needs --backend amaranth (the compiled simulation writes no waveform)")
-    board = None
-    if args.target is not None:
+    if args.target is not None:  # the flags first, before the run is read
+        from hdl.targets import target
+
         try:
-            board = target(args.target)
+            target(args.target)
         except ValueError as exc:
             raise UserError(f"--target: {exc}") from None
     run = IntegerRun.load(args.run)
     run_dir, network = run.run_dir, run.network
-    if args.lanes is not None:
-        lanes = args.lanes
-    else:
-        lanes = board.default_lanes(network.n_rec) if board else largest_divisor(network.n_rec, DEFAULT_MAX_LANES)
-    if args.readout_lanes is not None:
-        readout_lanes = args.readout_lanes
-    else:
-        readout_lanes = board.default_readout_lanes(lanes, network.n_out) if board else min(lanes, network.n_out)
-    try:
-        cycle_model = CycleModel(n_in=network.n_in, n_rec=network.n_rec, n_out=network.n_out, lanes=lanes,
-                                 readout_lanes=readout_lanes)
-    except ValueError as exc:
-        raise UserError(f"--lanes / --readout-lanes: {exc}") from None
+    hardware = run.hardware(args.target, lanes=args.lanes, readout_lanes=args.readout_lanes, max_lanes=DEFAULT_MAX_LANES)
+    lanes, readout_lanes, cycle_model = hardware.lanes, hardware.readout_lanes, hardware.cycle_model
 
     if args.whole_recording:
         from gesture_snn.streaming import load_whole_recordings

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from gesture_snn.commands._options import with_cache_dir
+
 HELP = "stream test samples to a board over UART and check its spikes and classes against the golden model"
 
 DESCRIPTION = (
@@ -16,6 +18,9 @@ DESCRIPTION = (
 
 
 def add_arguments(parser) -> None:
+    from gesture_snn.commands._options import add_cache_dir
+
+    add_cache_dir(parser)
     from gesture_snn.stream import DEFAULT_BAUD
 
     parser.add_argument("--port", required=True, help="serial port of the board, e.g. /dev/ttyUSB1 or COM5")
@@ -31,6 +36,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--quiet", action="store_true", help="print one line per sample instead of every step's spikes")
 
 
+@with_cache_dir
 def run(args) -> int:
     import time
 
@@ -42,6 +48,11 @@ def run(args) -> int:
     from gesture_snn.runs import IntegerRun
     from gesture_snn.stream import BoardLink, open_serial
 
+    from gesture_snn.commands._options import check_number
+
+    check_number("--timeout", args.timeout, positive=True)
+    if args.baud < 1:
+        raise UserError(f"--baud must be a positive number of bits per second, got {args.baud}")
     run = IntegerRun.load(args.run)
     run_dir, network = run.run_dir, run.network
     inputs, labels = run.test_inputs(data=args.data)

@@ -20,6 +20,8 @@ DESCRIPTION = (
     "as its own --run-path). See docs/training.md."
 )
 
+from gesture_snn.commands._options import add_cache_dir, with_cache_dir
+
 # flag -> (section, field); None values (flag not given) leave the field alone
 _OVERRIDES = {
     "epochs": ("train", "epochs"),
@@ -57,6 +59,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="where to train")
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar or epoch lines")
     add_threads_argument(parser)
+    add_cache_dir(parser)
     add_config_arguments(parser)
 
 
@@ -143,6 +146,19 @@ def _overrides(args, names) -> dict:
     return sections
 
 
+def _with_flags(config, args, names):
+    """``config`` with the given flags; a ConfigError names the flag as well as the field."""
+    from gesture_snn.config import ConfigError
+
+    try:
+        return config.replace(**_overrides(args, names))
+    except ConfigError as exc:
+        message = str(exc)
+        given = [f"--{name.replace('_', '-')}" for name in names if getattr(args, name) is not None
+                 and (f"{_OVERRIDES[name][0]}.{_OVERRIDES[name][1]}" in message or _OVERRIDES[name][1] in message)]
+        raise ConfigError(f"{' / '.join(given)}: {message}" if given else message) from None
+
+
 def build_config(args):
     """The RunConfig of the command line: preset (or the --init-from run's configuration), then
     --config, then flags."""
@@ -159,7 +175,7 @@ def build_config(args):
         config = RunConfig.from_dict(PRESETS[args.preset or "default"])
     if args.config:
         config = RunConfig.from_dict(read_json(args.config, what="--config"), base=config)
-    config = config.replace(**_overrides(args, _OVERRIDES))
+    config = _with_flags(config, args, _OVERRIDES)
     if args.no_qat:
         if args.qat is not None or args.qat_epochs is not None:
             raise UserError("--no-qat contradicts --qat / --qat-epochs")
@@ -169,6 +185,7 @@ def build_config(args):
     return config
 
 
+@with_cache_dir
 def run(args) -> int:
     import os
     from pathlib import Path
@@ -181,7 +198,7 @@ def run(args) -> int:
     if args.resume:
         fixed = [f"--{n.replace('_', '-')}" for n in _OVERRIDES if n not in _RESUME_OVERRIDES and getattr(args, n) is not None]
         fixed += [flag for flag, given in (("--config", args.config), ("--init-from", args.init_from),
-                                           ("--no-qat", args.no_qat)) if given]
+                                           ("--no-qat", args.no_qat), ("--preset", args.preset)) if given]
         if fixed:
             raise UserError(
                 f"--resume continues {run_dir} with its saved configuration; only --epochs and --data may "
@@ -189,7 +206,7 @@ def run(args) -> int:
             )
         if not (run_dir / CONFIG_NAME).exists():
             raise UserError(f"--resume: {run_dir / CONFIG_NAME} does not exist; nothing to resume")
-        config = RunConfig.load(run_dir / CONFIG_NAME).replace(**_overrides(args, _RESUME_OVERRIDES))
+        config = _with_flags(RunConfig.load(run_dir / CONFIG_NAME), args, _RESUME_OVERRIDES)
         if args.data is not None:
             config = config.replace(data=args.data)
     else:
