@@ -118,7 +118,7 @@ class FrameConfig:
         Length of the window, in milliseconds, measured from the first event of each sample.
         ``n_steps = round(window_ms / bin_ms)``; events after the window are not used.
     mode:
-        ``"binary"``: a frame pixel is 1 if at least one event fell into it, else 0.
+        ``"binary"``: a frame pixel is 1 if at least ``threshold`` events fell into it, else 0.
         ``"count"``: the number of events, saturating at 255.
     """
 
@@ -126,6 +126,7 @@ class FrameConfig:
     bin_ms: float = 20.0
     window_ms: float = 1600.0
     mode: str = "binary"
+    threshold: int = 1
 
     def __post_init__(self):
         if not isinstance(self.size, (int, np.integer)) or isinstance(self.size, bool):
@@ -149,6 +150,11 @@ class FrameConfig:
             )
         if self.mode not in ("binary", "count"):
             raise FrameConfigError(f"FrameConfig.mode must be 'binary' or 'count', not {self.mode!r}")
+        if isinstance(self.threshold, bool) or not isinstance(self.threshold, (int, np.integer)) or not 1 <= self.threshold <= 255:
+            raise FrameConfigError(f"FrameConfig.threshold must be an integer in 1..255 (events per pixel and bin), "
+                                   f"not {self.threshold!r}")
+        if self.threshold != 1 and self.mode != "binary":
+            raise FrameConfigError("FrameConfig.threshold applies to binary frames; count frames keep every event")
 
     @property
     def bin_us(self) -> int:
@@ -451,7 +457,7 @@ def events_to_frames(events: np.ndarray, config: FrameConfig, *, n_steps: int | 
     microseconds), as tonic returns it. With ``t0`` the earliest event time, the event at
     ``(x, y, p, t)`` goes to step ``(t - t0) // bin_us`` (dropped if that is ``>= T``), channel
     ``p``, row ``y // (128 // size)``, column ``x // (128 // size)``. In ``"binary"`` mode a
-    pixel is 1 if any event falls into it; in ``"count"`` mode it is the number of events,
+    pixel is 1 if at least ``config.threshold`` events fall into it (1: any event); in ``"count"`` mode it is the number of events,
     saturating at 255. No events give all-zero frames.
     """
     n_steps = config.n_steps if n_steps is None else n_steps
@@ -474,7 +480,7 @@ def events_to_frames(events: np.ndarray, config: FrameConfig, *, n_steps: int | 
     index = step * n_pixels + (p * size + y // factor) * size + x // factor
     counts = np.bincount(index[in_window], minlength=n_steps * n_pixels)
     if config.mode == "binary":
-        frames = (counts > 0).astype(np.uint8)
+        frames = (counts >= config.threshold).astype(np.uint8)
     else:
         frames = np.minimum(counts, 255).astype(np.uint8)
     return frames.reshape(shape)
@@ -574,6 +580,7 @@ def _cache_key(recordings: Recordings, config: FrameConfig) -> str:
             "bin_us": config.bin_us,
             "n_steps": config.n_steps,
             "mode": config.mode,
+            "threshold": config.threshold,
         },
         "sources": recordings.source_stats(),
     }

@@ -47,6 +47,7 @@ _OVERRIDES = {
     "bin_ms": ("frames", "bin_ms"),
     "window_ms": ("frames", "window_ms"),
     "frame_mode": ("frames", "mode"),
+    "frame_threshold": ("frames", "threshold"),
 }
 # may change when resuming
 _RESUME_OVERRIDES = ("epochs",)
@@ -134,6 +135,8 @@ def add_config_arguments(parser) -> None:
     frames.add_argument("--bin-ms", type=float, help="time bin (one step) in ms")
     frames.add_argument("--window-ms", type=float, help="window from the start of each sample, ms")
     frames.add_argument("--frame-mode", choices=("binary", "count"), help="binary spikes or event counts")
+    frames.add_argument("--frame-threshold", type=int, metavar="K",
+                        help="binary frames: a pixel spikes when at least K events fall into it in a bin (1 = any event)")
 
 
 def _overrides(args, names) -> dict:
