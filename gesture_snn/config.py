@@ -395,12 +395,12 @@ _RECIPE = {
 }
 PRESETS: dict[str, dict[str, Any]] = {
     "hardware": {
-        "frames": {"size": 16, "bin_ms": 10.0, "window_ms": 1600.0, "mode": "binary"},
+        "frames": {"size": 16, "bin_ms": 10.0, "window_ms": 1600.0, "mode": "binary", "threshold": 2},
         "model": {**_RECIPE["model"], "hidden": [128], "qat_weight_bits": 8},
         "train": {**_RECIPE["train"], "shift": 1, "qat_epochs": 10},
     },
     "default": {
-        "frames": {"size": 32, "bin_ms": 10.0, "window_ms": 1600.0, "mode": "binary"},
+        "frames": {"size": 32, "bin_ms": 10.0, "window_ms": 1600.0, "mode": "binary", "threshold": 2},
         "model": {**_RECIPE["model"], "hidden": [256]},
         "train": {**_RECIPE["train"], "shift": 2},
     },
@@ -409,7 +409,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     # N(25, 5), readout tau ~ N(10, 2), Adam 1e-3 (time constants 2e-3), no clipping, loss at
     # the last frame. docs/training.md lists every difference from their code.
     "paper": {
-        "frames": {"size": 16, "bin_ms": 10.0, "window_ms": 1600.0, "mode": "binary"},
+        "frames": {"size": 16, "bin_ms": 10.0, "window_ms": 1600.0, "mode": "binary", "threshold": 2},
         "model": {"neuron": "alif", "decode": "last", "feedforward": 0, "hidden": [128], "b_init": 0.1,
                   "tau_m_init": [20.0, 5.0], "tau_adp_init": [25.0, 5.0], "tau_out_init": [10.0, 2.0]},
         "train": {"epochs": 30, "batch_size": 16, "lr": 1e-3, "lr_tau": 2e-3, "weight_decay": 0.0,

@@ -583,8 +583,19 @@ def _cache_key(recordings: Recordings, config: FrameConfig) -> str:
             "threshold": config.threshold,
         },
         "sources": recordings.source_stats(),
+        # a generated set's manifest (generator version, seed, size): a new generator version
+        # changes the key even if every file kept its size and time stamp
+        "generator": _generator_manifest(recordings.root),
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def _generator_manifest(root: Path) -> str | None:
+    manifest = root / "DVSGesture" / "synth_manifest.json"
+    try:
+        return manifest.read_text()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
 
 
 def _frames_checksum(frames: np.ndarray) -> str:

@@ -548,3 +548,20 @@ def test_loader_with_distributed_sampler(frameset):
     with pytest.raises(ValueError, match="shuffle=False"):
         make_loader(frameset, batch_size=8, shuffle=True, sampler=sampler)
 
+
+
+def test_binary_threshold_needs_that_many_events_in_a_pixel_and_bin():
+    from gesture_snn.data import FrameConfig, FrameConfigError, events_to_frames
+
+    events = np.zeros(5, dtype=[("x", np.int16), ("y", np.int16), ("p", bool), ("t", np.int64)])
+    events["x"] = [0, 1, 40, 40, 40]  # pixel (0, 0) gets 2 events, pixel (0, 5) gets 3 (size 16: 8 sensor pixels each)
+    events["t"] = [0, 10, 20, 30, 10_500]  # the last one in step 1
+    one = events_to_frames(events, FrameConfig(size=16, bin_ms=10.0, window_ms=20.0))
+    two = events_to_frames(events, FrameConfig(size=16, bin_ms=10.0, window_ms=20.0, threshold=2))
+    three = events_to_frames(events, FrameConfig(size=16, bin_ms=10.0, window_ms=20.0, threshold=3))
+    assert one[0, 0, 0, 0] == two[0, 0, 0, 0] == 1 and three[0, 0, 0, 0] == 0
+    assert two[0, 0, 0, 5] == 1 and one[1, 0, 0, 5] == 1 and two[1, 0, 0, 5] == 0  # 2 in step 0, 1 in step 1
+    with pytest.raises(FrameConfigError, match="threshold"):
+        FrameConfig(threshold=0)
+    with pytest.raises(FrameConfigError, match="binary"):
+        FrameConfig(mode="count", threshold=2)
