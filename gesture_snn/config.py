@@ -387,7 +387,8 @@ def read_json(path: str | os.PathLike, *, what: str) -> Any:
 #: recurrent ALIF -> 11, loss at every step (the integer model's time-mean decision), tuned on
 #: the quick synthetic set to train in under a minute on 2 CPU cores (docs/training.md); its
 #: last 10 epochs are quantization-aware at 8 bits, so that ``gesture-snn quantize`` gives the
-#: trained weights.
+#: trained weights; its firing-rate penalty 4 is what ``gesture-snn rate-sweep`` chose on the
+#: validation users (docs/evaluation.md). Frames need 2 events per pixel and bin (docs/data.md).
 #: ``default``: 32 x 32 x 2 input -> 256 recurrent ALIF -> 11, the same recipe.
 _RECIPE = {
     "model": {"neuron": "alif", "decode": "per_step", "feedforward": 0, "tau_m_init": [5.0, 2.0], "tau_out_init": [5.0, 2.0]},
@@ -397,7 +398,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "hardware": {
         "frames": {"size": 16, "bin_ms": 10.0, "window_ms": 1600.0, "mode": "binary", "threshold": 2},
         "model": {**_RECIPE["model"], "hidden": [128], "qat_weight_bits": 8},
-        "train": {**_RECIPE["train"], "shift": 1, "qat_epochs": 10},
+        "train": {**_RECIPE["train"], "shift": 1, "qat_epochs": 10, "rate_penalty": 4.0},
     },
     "default": {
         "frames": {"size": 32, "bin_ms": 10.0, "window_ms": 1600.0, "mode": "binary", "threshold": 2},
