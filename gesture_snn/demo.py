@@ -268,7 +268,7 @@ def summary_rows(report: dict, *, target: str | None) -> list[tuple[str, str]]:
         rows += [
             ("synaptic operations per sample", f"{train['sops_per_sample']:.3g}"),
             ("dense RNN MACs per sample", f"{train['dense_macs_per_sample']:.3g}"),
-            ("energy ratio, the seed paper's accounting (dense RNN MACs / SOPs)", f"{train['energy_ratio']:.1f} x"),
+            ("energy ratio, the seed paper's accounting (dense RNN MACs / SOPs)", "n/a" if train["energy_ratio"] is None else f"{train['energy_ratio']:.1f} x"),
         ]
     energy = train.get("energy") or {}
     if "fair_dense" in energy:

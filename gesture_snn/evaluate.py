@@ -162,8 +162,11 @@ class Evaluation:
         return float(self.n_steps * self.shape.synapses)
 
     @property
-    def energy_ratio(self) -> float:
-        """Energy of the dense RNN over the spiking one (higher = the SNN saves more)."""
+    def energy_ratio(self) -> float | None:
+        """Energy of the dense RNN over the spiking one (higher = the SNN saves more); None when
+        the network did no synaptic operation at all (no input event and no spike)."""
+        if self.sops_per_sample == 0:
+            return None
         return (self.dense_macs_per_sample * ENERGY_PER_MAC_PJ) / (self.sops_per_sample * ENERGY_PER_AC_PJ)
 
     def summary(self, class_names: Iterable[str] | None = None) -> dict:

@@ -75,7 +75,9 @@ def run(args) -> int:
     print(f"firing rate per layer: {rates} spikes/neuron/step; input density {summary['input_density']:.4f}")
     print(
         f"synaptic operations {summary['sops_per_sample']:.3g} per sample vs {summary['dense_macs_per_sample']:.3g} "
-        f"dense MACs: energy ratio {summary['energy_ratio']:.1f}x (0.9 pJ/AC, 4.6 pJ/MAC)"
+        f"dense MACs: energy ratio "
+        f"{'n/a (no operations)' if summary['energy_ratio'] is None else format(summary['energy_ratio'], '.1f') + 'x'} "
+        f"(0.9 pJ/AC, 4.6 pJ/MAC)"
     )
     if args.integer:
         saturation = ", ".join(f"{name} {count}" for name, count in summary["saturation_events_test"].items())
