@@ -79,7 +79,7 @@ TONIC_MIN_FILES = 100
 CACHE_VERSION = 1
 
 _SPLIT_FOLDER = {True: "ibmGestureTrain", False: "ibmGestureTest"}
-_USER_FOLDER = re.compile(r"user(\d+)_(.+)")
+_USER_FOLDER = re.compile(r"user(\d+)_([^/]+)")  # one folder level: no "natural/sub"
 _LABEL_FILE = re.compile(r"(\d+)\.npy")
 
 HOW_TO_GET_DATA = (

@@ -565,3 +565,13 @@ def test_binary_threshold_needs_that_many_events_in_a_pixel_and_bin():
         FrameConfig(threshold=0)
     with pytest.raises(FrameConfigError, match="binary"):
         FrameConfig(mode="count", threshold=2)
+
+
+def test_a_folder_nested_inside_a_user_folder_is_refused(tiny_dvs_root):
+    from gesture_snn.data import check_root
+
+    nested = tiny_dvs_root / "DVSGesture" / "ibmGestureTrain" / "user01_natural" / "sub"
+    nested.mkdir()
+    np.save(nested / "0.npy", np.zeros((1, 4), np.int64))
+    with pytest.raises(UserError, match="unexpected folder"):
+        check_root(tiny_dvs_root, train=True)
