@@ -1,7 +1,7 @@
 """The built-in synthetic set is a temporal benchmark: the ALIF network solves it, and the controls
 that remove time do not (docs/synthetic_data.md, docs/evaluation.md).
 
-Slow (about 5 minutes on 2 cores: the quick set is generated, then the hardware preset and its
+Slow (about 3 minutes on 2 cores: the quick set is generated, then the hardware preset and its
 controls are trained once, seed 0, with the validation protocol). It fails if the set becomes
 solvable without time again. The README's numbers come from `gesture-snn experiment` with 5 seeds
 (gaps of 16.5-34 points); with one seed the bounds here leave room for seed noise.
