@@ -639,7 +639,7 @@ def _write_cache(path: Path, frameset: FrameSet, *, key: str) -> None:
 
     from gesture_snn.rundir import atomic_write_bytes, remove_stale_temps
 
-    remove_stale_temps(path.parent) if path.parent.is_dir() else None
+    remove_stale_temps(path.parent)
     buffer = io.BytesIO()
     with h5py.File(buffer, "w") as h5:
         h5.create_dataset(

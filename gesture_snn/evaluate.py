@@ -42,6 +42,7 @@ __all__ = [
     "NetworkShape",
     "Prediction",
     "ROTATION_PAIRS",
+    "energy_accounts",
     "evaluate",
     "evaluate_run",
     "float_predictor",
@@ -279,25 +280,24 @@ def rotation_pair_summary(evaluation: Evaluation, class_names: Sequence[str]) ->
     return out
 
 
-def _energy(result: Evaluation, config, model, *, integer: bool) -> dict | None:
-    """The energy accounts of :mod:`gesture_snn.energy` for this evaluation (SRNN runs only):
-    the seed paper's, NeuroBench's, a fair dense RNN, integer costs with memory reads, a GRU of
-    the same width, and the gateware."""
-    from gesture_snn.energy import Activity, GRUShape, connection_sparsity, energy_report, footprint_bytes, srnn_weights
+def energy_accounts(activity, model_config: ModelConfig, *, model=None) -> dict:
+    """The energy accounts of :mod:`gesture_snn.energy` for the per-sample ``activity`` (an
+    :class:`gesture_snn.energy.Activity`) of an SRNN of ``model_config``: the seed paper's,
+    NeuroBench's, a fair dense RNN, integer costs with memory reads, a GRU of the same width (the
+    trained ``gru`` control) and, for the hardware shape, the gateware. ``model``: the trained
+    module, for the NeuroBench footprint and connection sparsity."""
+    from gesture_snn.energy import GRUShape, connection_sparsity, energy_report, footprint_bytes, srnn_weights
 
-    if config.model.architecture != "srnn" or result.n_samples == 0:
-        return None
-    shape = NetworkShape.of(config.model)
-    hardware_shape = len(shape.layers) == 1
+    shape = NetworkShape.of(model_config)
     weights = {} if model is None else {"footprint": footprint_bytes(model),
                                         "sparsity": connection_sparsity(srnn_weights(model))}
     return energy_report(
-        Activity.from_evaluation(result, binary_inputs=config.frames.mode == "binary"),
+        activity,
         shape,
         gru=GRUShape(n_inputs=shape.n_inputs, hidden=shape.layers[-1], n_outputs=shape.n_outputs,
-                     n_steps=result.n_steps, readout_every_step=config.model.decode != "last"),
-        lanes=8 if hardware_shape else None,
-        adaptive=config.model.neuron == "alif",
+                     n_steps=activity.n_steps, readout_every_step=model_config.decode != "last"),
+        lanes=8 if len(shape.layers) == 1 else None,
+        adaptive=model_config.neuron == "alif",
         **weights,
     )
 
@@ -354,7 +354,13 @@ def evaluate_run(
     result = evaluate(predictor, loader, shape=NetworkShape.of(config.model), n_classes=len(CLASSES))
     summary = result.summary(CLASSES)
     summary["rotation_pairs"] = rotation_pair_summary(result, CLASSES)
-    summary["energy"] = _energy(result, config, model, integer=integer)
+    if config.model.architecture == "srnn":
+        from gesture_snn.energy import Activity
+
+        activity = Activity.from_evaluation(result, binary_inputs=config.frames.mode == "binary")
+        summary["energy"] = energy_accounts(activity, config.model, model=model)
+    else:
+        summary["energy"] = None
     if integer:
         summary["integer_dir"] = "integer"
         summary["saturation_events_test"] = dict(predictor.saturation)

@@ -157,12 +157,10 @@ def _integer_summary(runs: list[Path], test_set, network: dict) -> dict:
 
 
 def _energy(config: RunConfig, reports: list[dict]) -> dict:
-    """The energy accounts (:mod:`gesture_snn.energy`) of the seed-mean test activity, with a GRU
-    of the network's width (the trained ``gru`` control) as the non-spiking baseline."""
-    from gesture_snn.energy import Activity, GRUShape, energy_report
-    from gesture_snn.evaluate import NetworkShape
+    """The energy accounts (:func:`gesture_snn.evaluate.energy_accounts`) of the seed-mean test activity."""
+    from gesture_snn.energy import Activity
+    from gesture_snn.evaluate import energy_accounts
 
-    shape = NetworkShape.of(config.model)
     if any("activity" not in r["test"] for r in reports):
         return {"skipped": "runs trained before gesture-snn recorded the test activity; retrain them for the energy accounts"}
     activities = [r["test"]["activity"] for r in reports]
@@ -170,10 +168,7 @@ def _energy(config: RunConfig, reports: list[dict]) -> dict:
                         input_events=float(np.mean([a["input_events_per_sample"] for a in activities])),
                         spikes=tuple(np.mean([a["spikes_per_sample"] for a in activities], axis=0).tolist()),
                         binary_inputs=config.frames.mode == "binary")
-    gru = GRUShape(n_inputs=shape.n_inputs, hidden=shape.layers[-1], n_outputs=shape.n_outputs,
-                   n_steps=activity.n_steps, readout_every_step=config.model.decode != "last")
-    return energy_report(activity, shape, gru=gru, lanes=8 if len(shape.layers) == 1 else None,
-                         adaptive=config.model.neuron == "alif")
+    return energy_accounts(activity, config.model)
 
 
 def _pct(x) -> str:

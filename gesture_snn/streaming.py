@@ -106,19 +106,17 @@ def decisions_float(model, recordings: WholeRecordings, *, batch_size: int = 16,
     return out
 
 
-def decisions_integer(net, recordings: WholeRecordings, *, batch_size: int = 16) -> tuple[list[np.ndarray], dict]:
+def decisions_integer(net, recordings: WholeRecordings) -> tuple[list[np.ndarray], dict]:
     """The golden integer model's decision (argmax of the score ``s``) at every step of every
-    recording, and the saturation events over all of them."""
+    recording, and the saturation events over all of them (one recording at a time: no padded
+    steps, so the counts are exact)."""
     from gesture_snn.golden import run_golden
 
-    out: list[np.ndarray | None] = [None] * len(recordings)
-    saturation: dict[str, int] = {}
-    for index in _batches(recordings, batch_size):
-        trace = run_golden(net, _padded([recordings.frames[i] for i in index]))
-        decided = np.argmax(trace.s, axis=2)  # first maximum: ties to the lowest class, as the spec
-        for row, i in enumerate(index):
-            out[i] = decided[row, :recordings.steps[i]]
-        for key, count in trace.saturation.items():  # padded steps come after the end: they add nothing before it
+    out, saturation = [], {}
+    for frames in recordings.frames:
+        trace = run_golden(net, frames[None])
+        out.append(np.argmax(trace.s[0], axis=1))  # first maximum: ties to the lowest class, as the spec
+        for key, count in trace.saturation.items():
             saturation[key] = saturation.get(key, 0) + int(count)
     return out, saturation
 

@@ -530,11 +530,16 @@ def train(
             if best["epoch"] == 0:
                 raise UserError(f"{run_dir}: no epoch could be selected (no QAT epoch was trained)")
             test_loader = make_loader(test_set, batch_size=cfg.batch_size, shuffle=False)
-            for key, which, frameset, loader in (("val", "best", val_set, val_loader), ("test", "best", test_set, test_loader),
-                                                 ("test_last", "last", test_set, test_loader)):
-                chosen, _ = load_model(run_dir, which, device=dev)
-                result = evaluate(float_predictor(chosen, device=dev), loader, shape=shape, n_classes=len(CLASSES))
-                epoch = load_checkpoint(checkpoint_path(run_dir, which))["epoch"]
+            # load_model checks each checkpoint against the report: best.pt holds epoch best["epoch"],
+            # last.pt epoch len(history)
+            selected = float_predictor(load_model(run_dir, "best", device=dev)[0], device=dev)
+            final = float_predictor(load_model(run_dir, "last", device=dev)[0], device=dev)
+            for key, which, epoch, predict, frameset, loader in (
+                ("val", "best", best["epoch"], selected, val_set, val_loader),
+                ("test", "best", best["epoch"], selected, test_set, test_loader),
+                ("test_last", "last", len(history), final, test_set, test_loader),
+            ):
+                result = evaluate(predict, loader, shape=shape, n_classes=len(CLASSES))
                 report[key] = _test_record(result, frameset, which, epoch, bin_ms=config.frames.bin_ms)
             report["test_accuracy"] = report["test"]["accuracy"]
             report["final_test_accuracy"] = report["test_last"]["accuracy"]

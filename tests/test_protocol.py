@@ -200,7 +200,7 @@ def test_integer_streaming_equals_the_golden_model_per_recording():
 
     net = small_network()
     recordings = _recordings([5, 9, 3], [0, 1, 2], net.n_in, seed=3)
-    decided, _ = decisions_integer(net, recordings, batch_size=3)
+    decided, _ = decisions_integer(net, recordings)
     for frames, d in zip(recordings.frames, decided):
         trace = run_golden(net, frames[None])
         assert d.tolist() == np.argmax(trace.s[0], axis=1).tolist()

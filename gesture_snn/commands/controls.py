@@ -21,8 +21,7 @@ DESCRIPTION = (
 
 def add_arguments(parser) -> None:
     from gesture_snn.commands._options import add_cache_dir
-
-    add_cache_dir(parser)
+    from gesture_snn.commands.train import add_threads_argument
     from gesture_snn.controls import INFERENCE_CONTROLS, TRAINED_CONTROLS
 
     parser.add_argument("--run", metavar="RUNDIR", required=True, help="a finished training run (gesture-snn train)")
@@ -30,9 +29,8 @@ def add_arguments(parser) -> None:
                         default=list(INFERENCE_CONTROLS + TRAINED_CONTROLS), metavar="NAME",
                         help=f"which controls (default: all: {' '.join(INFERENCE_CONTROLS + TRAINED_CONTROLS)})")
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
-    from gesture_snn.commands.train import add_threads_argument
-
     add_threads_argument(parser)
+    add_cache_dir(parser)
 
 
 def print_table(entries: dict) -> None:
