@@ -28,9 +28,9 @@ import time
 
 import torch
 
-from gesture_snn import functional as F
 from gesture_snn.config import ModelConfig
 from gesture_snn.model import SRNN
+from gesture_snn.synapse import SPARSE_DENSITY_LIMIT, spike_linear
 
 BASE = dict(steps=100, density=0.02, width=256)
 N_IN, N_OUT, BATCH = 2048, 11, 32
@@ -54,7 +54,7 @@ def time_point(steps, density, width, repeats):
         model.loss(model(x), y).backward()
         optimizer.step()
         middle = time.perf_counter()
-        F.spike_linear(x, w).backward(upstream)
+        spike_linear(x, w).backward(upstream)
         end = time.perf_counter()
         if i:
             total.append(middle - start)
@@ -114,7 +114,7 @@ def main(argv=None) -> int:
             print(f"{axis:>8} {value:>6}: {1000 * total:8.1f} ms per batch (input projection {1000 * projection:.1f} ms)", flush=True)
         results[axis] = points
     exponents = {axis: slope([p["x"] for p in pts], [p["total"] for p in pts]) for axis, pts in results.items()}
-    sparse = [p for p in results["density"] if p["x"] < F.SPARSE_DENSITY_LIMIT]  # the CSR path
+    sparse = [p for p in results["density"] if p["x"] < SPARSE_DENSITY_LIMIT]  # the CSR path
     if len(sparse) > 1:
         exponents["density_input_projection_csr"] = slope([p["x"] for p in sparse], [p["projection"] for p in sparse])
     if args.plot:

@@ -12,7 +12,7 @@ matches the golden model on all of its inputs, and prints both rates (wall clock
 time) and their ratio. The compile time is reported, not counted.
 
 Default design: a random network of the hardware preset's size (512 -> 128 -> 11, 8 lanes,
-``gesture_snn.intnet.random_network``, corner-biased) with random inputs (each input active with
+``gesture_snn.spec.intnet.random_network``, corner-biased) with random inputs (each input active with
 probability ``--activity`` in each step). With ``--run RUNDIR``: the run's integer network and its
 first test samples (framed as the run says).
 
@@ -63,14 +63,14 @@ def parse_args(argv=None):
 
 def design_and_inputs(args):
     """(network, x [samples, T, n_in] bool, description)."""
-    from gesture_snn.intnet import random_network
+    from gesture_snn.spec.intnet import random_network
 
     rng = np.random.default_rng(args.seed)
     if args.run is None:
         network = random_network(rng, *PRESET)
         x = rng.random((args.samples, args.steps, network.n_in)) < args.activity
         return network, x, f"random {'-'.join(map(str, PRESET))} network (seed {args.seed}), activity {args.activity}"
-    from gesture_snn.runs import IntegerRun
+    from gesture_snn.rundir import IntegerRun
 
     run = IntegerRun.load(Path(args.run))
     inputs, _ = run.test_inputs(data=args.data)

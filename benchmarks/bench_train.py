@@ -10,8 +10,8 @@ Measures, in one run on the same machine and the same random input spikes:
 - ``snntorch``: snnTorch's ``RLeaky`` (recurrent LIF, all-to-all) after a linear input layer,
   stepped in Python as its documentation does, + a linear readout;
 - ``srnn-threaded`` (only when asked for with ``--models``): ``srnn`` with its time loops on all
-  intra-op threads (``functional.SERIAL_STEP_LIMIT = 0``), the behaviour before the fix for
-  oversubscription.
+  intra-op threads (``gesture_snn.neurons.kernel.SERIAL_STEP_LIMIT = 0``), the behaviour before
+  the fix for oversubscription.
 
 Every model sees 2048 inputs, 256 recurrent neurons, 11 outputs, 100 steps, batch 32, and a
 cross-entropy loss on the time mean of the readout. The conditions:
@@ -82,7 +82,7 @@ def project_model(implementation: str, device="cpu"):
 
 def threaded_project_model(device="cpu"):
     model, loss = project_model("fused", device)
-    loss.serial_step_limit = 0  # Trainer.step sets functional.SERIAL_STEP_LIMIT around the pass
+    loss.serial_step_limit = 0  # Trainer.step sets kernel.SERIAL_STEP_LIMIT around the pass
     return model, loss
 
 
@@ -143,11 +143,11 @@ class Trainer:
         self.times = []
 
     def step(self, x, y) -> float:
-        from gesture_snn import functional
+        from gesture_snn.neurons import kernel
 
-        limit = functional.SERIAL_STEP_LIMIT
+        limit = kernel.SERIAL_STEP_LIMIT
         if self.serial_step_limit is not None:
-            functional.SERIAL_STEP_LIMIT = self.serial_step_limit  # forward and backward
+            kernel.SERIAL_STEP_LIMIT = self.serial_step_limit  # forward and backward
         try:
             if self.device.type == "cuda":
                 torch.cuda.synchronize()
@@ -169,7 +169,7 @@ class Trainer:
                 torch.cuda.synchronize()
             return time.perf_counter() - start
         finally:
-            functional.SERIAL_STEP_LIMIT = limit
+            kernel.SERIAL_STEP_LIMIT = limit
 
 
 def inputs(density, device, rank=0):

@@ -5,7 +5,7 @@ taken apart into the pieces ``gesture_snn.model.SRNN`` chains, each timed forwar
 
 - ``input``: the input projection ``spike_linear(x, W_in)`` (CSR below 5 % density) and its
   weight gradient;
-- ``recurrence``: ``alif_recurrence`` (forward loop, hand-written BPTT), with its time loops on
+- ``recurrence``: ``neurons.alif.sequence`` (forward loop, hand-written BPTT), with its time loops on
   one thread (``serial``, the default) or on all threads (``threaded``: the behaviour before);
 - ``readout``: ``spike_linear(z, W_out)``, ``leaky_integrate``, the cross-entropy, backward;
 - ``adam``: the optimiser step over all parameters.
@@ -32,9 +32,11 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_train import BATCH, N_IN, N_OUT, N_REC, STEPS, competing_process, inputs  # noqa: E402
 
-from gesture_snn import functional as F  # noqa: E402
+from gesture_snn.neurons import alif, kernel  # noqa: E402
 from gesture_snn.config import ModelConfig  # noqa: E402
 from gesture_snn.model import SRNN  # noqa: E402
+from gesture_snn.neurons.readout import leaky_integrate  # noqa: E402
+from gesture_snn.synapse import spike_linear  # noqa: E402
 
 PHASES = ("input", "recurrence", "readout", "adam")
 
@@ -45,19 +47,18 @@ def phase_times(model, x, y, optimizer):
 
     start = time.perf_counter()
     w_in = layer.input_weight()
-    u = F.spike_linear(x, w_in).transpose(0, 1).contiguous()
+    u = spike_linear(x, w_in).transpose(0, 1).contiguous()
     u_leaf = u.detach().requires_grad_()
     times["input"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    alpha, rho = layer.decays()
-    z, _, _ = F.alif_recurrence(u_leaf, alpha=alpha, rho=rho, w_rec=layer.recurrent_weight(), b0=layer.b0, beta=layer.beta)
+    z, _, _ = alif.sequence(u_leaf, layer.neuron_parameters(), w_rec=layer.recurrent_weight())
     z_leaf = z.detach().requires_grad_()
     times["recurrence"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    current = F.spike_linear(z_leaf.transpose(0, 1), readout.weight_matrix())
-    out = F.leaky_integrate(current.transpose(0, 1), readout.decay())
+    current = spike_linear(z_leaf.transpose(0, 1), readout.weight_matrix())
+    out = leaky_integrate(current.transpose(0, 1), readout.decay())
     loss = torch.nn.functional.cross_entropy(out.mean(0), y)
     loss.backward()
     times["readout"] = time.perf_counter() - start
@@ -82,13 +83,13 @@ def profile(density, repeats, serial):
     model = SRNN(ModelConfig(n_inputs=N_IN, hidden=(N_REC,), n_outputs=N_OUT, decode="mean"))
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     x, y = inputs(density, "cpu")
-    limit = F.SERIAL_STEP_LIMIT
-    F.SERIAL_STEP_LIMIT = limit if serial else 0
+    limit = kernel.SERIAL_STEP_LIMIT
+    kernel.SERIAL_STEP_LIMIT = limit if serial else 0
     try:
         phase_times(model, x, y, optimizer)
         runs = [phase_times(model, x, y, optimizer) for _ in range(repeats)]
     finally:
-        F.SERIAL_STEP_LIMIT = limit
+        kernel.SERIAL_STEP_LIMIT = limit
     return {p: 1000 * statistics.median(r[p] for r in runs) for p in PHASES} | {
         "total": 1000 * statistics.median(sum(r.values()) for r in runs)
     }

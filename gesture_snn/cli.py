@@ -11,11 +11,13 @@ import argparse
 import importlib
 import sys
 
-from gesture_snn.errors import UserError
+from gesture_snn.spec.errors import UserError
 
 # Order is the pipeline order; it is also the order of `gesture-snn --help`.
-COMMANDS = ("synth", "fetch", "train", "evaluate", "controls", "experiment", "rate-sweep", "quantize", "simulate",
+COMMANDS = ("synthetic", "fetch", "train", "evaluate", "controls", "experiment", "rate-sweep", "quantize", "simulate",
             "build", "stream", "demo")
+#: Old command name -> new one: still accepted for one release, with a deprecation message on stderr.
+DEPRECATED_COMMANDS = {"synth": "synthetic"}
 
 
 
@@ -56,7 +58,29 @@ def build_parser() -> argparse.ArgumentParser:
         )
         module.add_arguments(sp)
         sp.set_defaults(_run=module.run)
+    for old, new in DEPRECATED_COMMANDS.items():
+        module = importlib.import_module(f"gesture_snn.commands.{new.replace('-', '_')}")
+        sp = sub.add_parser(
+            old,
+            help=f"deprecated name of '{new}' ({deprecation_message(old, new)})",
+            description=f"{deprecation_message(old, new)}. {getattr(module, 'DESCRIPTION', module.HELP)}",
+            formatter_class=_HelpFormatter,
+        )
+        module.add_arguments(sp)
+        sp.set_defaults(_run=_deprecated(old, new, module.run))
     return parser
+
+
+def deprecation_message(old: str, new: str) -> str:
+    return f"'{old}' is deprecated, use '{new}'; it will be removed in the next release"
+
+
+def _deprecated(old: str, new: str, run):
+    def run_with_notice(args) -> int:
+        print(f"gesture-snn: {deprecation_message(old, new)}", file=sys.stderr)
+        return run(args)
+
+    return run_with_notice
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,7 +1,7 @@
 """Typed configuration of a training run: model, optimisation and framing.
 
 A run's configuration is one :class:`RunConfig` (a :class:`ModelConfig`, a :class:`TrainConfig`
-and the data's :class:`~gesture_snn.data.FrameConfig`), saved as ``RUNDIR/config.json`` and read
+and the data's :class:`~gesture_snn.framing.FrameConfig`), saved as ``RUNDIR/config.json`` and read
 back with :meth:`RunConfig.from_dict`. A partial JSON file (``--config FILE``) overrides only the
 fields it names; :data:`PRESETS` are such partial dictionaries.
 """
@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gesture_snn.data import FrameConfig
-from gesture_snn.errors import UserError
+from gesture_snn import neurons
+from gesture_snn.framing import FrameConfig
+from gesture_snn.spec.errors import UserError
 
 __all__ = [
     "ARCHITECTURES",
@@ -31,7 +32,8 @@ __all__ = [
     "read_json",
 ]
 
-NEURONS = ("alif", "lif")
+#: Registered neuron types (:data:`gesture_snn.neurons.NAMES`).
+NEURONS = tuple(neurons.NAMES)
 #: What the run trains: the SRNN, or one of the non-spiking controls and baselines of
 #: :mod:`gesture_snn.architectures` (trained with the same protocol).
 ARCHITECTURES = ("srnn", "frame_mlp", "gru", "summed_linear")
@@ -63,14 +65,15 @@ class ModelConfig:
     n_inputs:
         Inputs per time step (``FrameConfig.n_inputs``: 2 * size * size).
     hidden:
-        Sizes of the recurrent ALIF layers, input side first (at least one).
+        Sizes of the recurrent spiking layers, input side first (at least one).
     feedforward:
-        Size of an optional feed-forward ALIF layer between the input and the first recurrent
+        Size of an optional feed-forward spiking layer between the input and the first recurrent
         layer; 0 = none (the hardware shape).
     n_outputs:
         Readout units (classes).
     neuron:
-        ``"alif"`` (adaptive threshold) or ``"lif"`` (constant threshold, ``beta = 0``).
+        A neuron type of :data:`NEURONS`, the registry of :mod:`gesture_snn.neurons`: ``"alif"``
+        (adaptive threshold) or ``"lif"`` (constant threshold, ``beta = 0``).
     decode:
         One of :data:`DECODES`.
     b0, beta:
@@ -85,7 +88,7 @@ class ModelConfig:
     qat_weight_bits:
         Quantization-aware training: the forward pass uses the folded weights ``(1 - alpha) W``
         fake-quantized to this many bits with the quantizer's power-of-two scale rule
-        (:func:`gesture_snn.quantize.fake_quantize_folded`, straight-through gradient), 2..8;
+        (:func:`gesture_snn.qat.fake_quantize_folded`, straight-through gradient), 2..8;
         None = float weights. A trained model keeps it, so its weights are the integer network's.
     b_init:
         Initial adaptation state ``b_{-1}`` of every ALIF neuron (the first threshold is
@@ -146,7 +149,8 @@ class ModelConfig:
 
     @property
     def adaptive(self) -> bool:
-        return self.neuron == "alif"
+        """Whether the neuron type adapts (imports its module, hence torch)."""
+        return neurons.get(self.neuron).ADAPTIVE
 
 
 @dataclass(frozen=True)
@@ -317,7 +321,7 @@ class RunConfig:
         return RunConfig.from_dict(sections, base=self)
 
     def save(self, path: str | os.PathLike) -> None:
-        from gesture_snn.rundir import atomic_write_json
+        from gesture_snn.spec.files import atomic_write_json
 
         atomic_write_json(path, self.to_dict())
 

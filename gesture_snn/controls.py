@@ -37,7 +37,7 @@ import numpy as np
 import torch
 
 from gesture_snn.config import RunConfig
-from gesture_snn.errors import UserError
+from gesture_snn.spec.errors import UserError
 from gesture_snn.evaluate import ROTATION_PAIRS
 from gesture_snn.stats import accuracy_summary
 
@@ -45,6 +45,7 @@ __all__ = [
     "INFERENCE_CONTROLS",
     "TRAINED_CONTROLS",
     "control_config",
+    "table_lines",
     "control_inputs",
     "control_model",
     "run_controls",
@@ -157,6 +158,21 @@ def _entry(scores: np.ndarray, labels: np.ndarray, users: np.ndarray, **extra) -
     }
 
 
+def table_lines(entries: dict) -> list[str]:
+    """The table of ``gesture-snn controls`` and ``experiment``: per entry (with ``label``,
+    ``accuracy``, ``ci95``, ``within_pair_accuracy``) the test accuracy, its interval over users
+    and the cw/ccw within-pair accuracy, in percent."""
+
+    def pct(x):
+        return "   -" if x is None else f"{100 * x:5.1f}"
+
+    lines = [f"{'':34} {'test %':>7} {'95% CI (users)':>15} {'cw/ccw pair %':>14}"]
+    for entry in entries.values():
+        lines.append(f"{entry['label']:34} {pct(entry['accuracy']):>7} {pct(entry['ci95'][0]):>7}-{pct(entry['ci95'][1]):<6} "
+                     f"{pct(entry['within_pair_accuracy']):>14}")
+    return lines
+
+
 def run_controls(
     run_dir: str | os.PathLike,
     *,
@@ -169,13 +185,15 @@ def run_controls(
     """Score the run's selected network and each control on the test split; write the
     ``controls`` section of ``RUN/report.json`` and ``RUN/plots/controls.png``; return the section.
 
-    ``train_set`` / ``test_set``: :class:`~gesture_snn.data.FrameSet` s (default: the run's data,
+    ``train_set`` / ``test_set``: :class:`~gesture_snn.framing.FrameSet` s (default: the run's data,
     framed as the run was). Trained controls that already finished are reused.
     """
     from gesture_snn import plots
-    from gesture_snn.data import load_frames
-    from gesture_snn.rundir import read_report, update_report
-    from gesture_snn.train import checkpoint_path, finished, load_model, train
+    from gesture_snn.framing import load_frames
+    from gesture_snn.checkpoints import load_model
+    from gesture_snn.rundir import (Section, checkpoint_path, control_dir, control_name, plot_name, plot_path, read_report,
+                                    training_finished, update_report)
+    from gesture_snn.train import train
 
     run_dir = Path(run_dir)
     unknown = [c for c in controls if c not in INFERENCE_CONTROLS + TRAINED_CONTROLS]
@@ -183,7 +201,7 @@ def run_controls(
         raise UserError(f"unknown controls {unknown}; choose from {list(INFERENCE_CONTROLS + TRAINED_CONTROLS)}")
     if not checkpoint_path(run_dir, "best").exists():
         raise UserError(f"{run_dir} has no trained network (checkpoints/best.pt); train it first")
-    if not finished(run_dir):
+    if not training_finished(run_dir):
         raise UserError(f"{run_dir}: training has not finished (no test result in report.json); "
                         f"finish it with gesture-snn train --run {run_dir} --resume")
     model, config = load_model(run_dir, "best")
@@ -205,20 +223,20 @@ def run_controls(
         else:
             if name == "lif" and config.model.neuron == "lif":
                 raise UserError("control 'lif' compares with LIF neurons; this run's network is already LIF")
-            folder = run_dir / "controls" / name
-            if not finished(folder):
+            folder = control_dir(run_dir, name)
+            if not training_finished(folder):
                 log(f"training control {name} into {folder}")
                 train(control_config(config, name), folder, resume=checkpoint_path(folder, "last").exists(),
                       progress=progress, train_set=train_set, test_set=test_set)
             trained, _ = load_model(folder, "best")
-            section[name] = _entry(score(trained, test_set.frames), labels, users, kind="trained", run=f"controls/{name}",
-                                   val_accuracy=read_report(folder)["train"]["val_accuracy"])
+            section[name] = _entry(score(trained, test_set.frames), labels, users, kind="trained", run=control_name(name),
+                                   val_accuracy=read_report(folder)[Section.TRAIN]["val_accuracy"])
     for name, entry in section.items():
         entry["label"] = LABELS[name]
     section["users"] = users.tolist()
     section["labels"] = labels.tolist()
-    plots.control_bars({k: v for k, v in section.items() if isinstance(v, dict)}, run_dir / "plots" / "controls.png",
+    plots.control_bars({k: v for k, v in section.items() if isinstance(v, dict)}, plot_path(run_dir, "controls.png"),
                        title=f"{run_dir.name}: test accuracy with 95 % intervals (bootstrap over users)")
-    section["plot"] = "plots/controls.png"
-    update_report(run_dir, "controls", section)
+    section["plot"] = plot_name("controls.png")
+    update_report(run_dir, Section.CONTROLS, section)
     return section

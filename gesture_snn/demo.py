@@ -1,11 +1,11 @@
 """The whole pipeline in one command: synthetic data -> training -> integer network -> gateware -> bitstream.
 
-:func:`run_demo` runs the stages of :data:`STAGES` in order through the same command-line entry
-point a user would type (``gesture-snn synth``, ``train``, ``evaluate``, ``quantize``,
-``simulate``, ``build``), so the demo exercises exactly the user-facing code. Every stage writes
-into one run directory; a rerun reuses the stages that finished (it asks ``report.json`` and the
-files on disk) and, once one stage has to run, runs every stage after it again, because each
-stage consumes what the previous one wrote.
+:func:`run_demo` runs the stages of :data:`STAGES` in order by calling the stage functions of
+:mod:`gesture_snn.stages` (the same functions the ``gesture-snn`` commands call), and logs each
+one with the command line that does the same by hand. Every stage writes into one run
+directory; a rerun reuses the stages that finished (it asks :mod:`gesture_snn.rundir`) and, once
+one stage has to run, runs every stage after it again, because each stage consumes what the
+previous one wrote.
 
 At the end it prints one summary table, writes ``RUN/report.md`` (the table, the stage times and
 the plots) and records the stage times in the ``demo`` section of ``RUN/report.json``.
@@ -19,8 +19,25 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from gesture_snn.errors import UserError
-from gesture_snn.rundir import atomic_write, read_report, update_report
+from gesture_snn import stages
+from gesture_snn.rundir import (
+    PLOTS_DIR,
+    REPORT_MD_NAME,
+    plot_name,
+    Section,
+    built,
+    checkpoint_path,
+    controls_finished,
+    evaluated,
+    quantized,
+    read_report,
+    simulated,
+    streamed,
+    training_finished,
+    update_report,
+)
+from gesture_snn.spec.errors import UserError
+from gesture_snn.spec.files import atomic_write
 
 __all__ = ["DemoConfig", "STAGES", "run_demo", "summary_rows", "render_report_md"]
 
@@ -73,129 +90,123 @@ class DemoConfig:
 
 @dataclass(frozen=True)
 class Stage:
-    """One pipeline stage: the ``gesture-snn`` arguments that run it and how to tell it finished."""
+    """One pipeline stage: ``run(cfg, log)`` runs it (False: it failed, e.g. a gateware mismatch),
+    ``finished(cfg)`` says whether its result is already in the run, and ``command(cfg)`` is the
+    ``gesture-snn`` command line that does the same (shown in the log)."""
 
     name: str
     title: str
-    argv: Callable[[DemoConfig], list[str]]
-    finished: Callable[[DemoConfig, dict], bool]
+    command: Callable[[DemoConfig], str]
+    run: Callable[[DemoConfig, Callable[[str], None]], bool]
+    finished: Callable[[DemoConfig], bool]
 
 
-def _train_argv(cfg: DemoConfig) -> list[str]:
-    argv = ["train", "--preset", "hardware", "--data", str(cfg.data), "--run", str(cfg.run)]
+def _logged(result, log) -> bool:
+    """Log a stage result's summary lines; whether the stage succeeded."""
+    for line in result.lines():
+        log(line)
+    return getattr(result, "ok", True)
+
+
+def _synthetic(cfg: DemoConfig, log) -> bool:
+    from gesture_snn.synthetic import generate
+
+    log(str(generate(cfg.data, size=cfg.synth_size)))
+    return True
+
+
+def _synthetic_finished(cfg: DemoConfig) -> bool:
+    from gesture_snn.synthetic import MANIFEST_NAME
+
+    return (cfg.data / "DVSGesture" / MANIFEST_NAME).exists()
+
+
+def _train_config(cfg: DemoConfig):
+    from gesture_snn.config import PRESETS, RunConfig
+
+    config = RunConfig.from_dict(PRESETS["hardware"])
+    changes = {"epochs": cfg.epochs} if cfg.epochs is not None else {}
+    config = config.replace(train=changes, data=str(cfg.data))
+    return config if cfg.window_ms is None else config.replace(frames={"window_ms": cfg.window_ms})
+
+
+def _train(cfg: DemoConfig, log) -> bool:
+    resume = checkpoint_path(cfg.run, "last").exists()
+    return _logged(stages.train(stages.TrainOptions(run=cfg.run, config=_train_config(cfg), resume=resume)), log)
+
+
+def _train_command(cfg: DemoConfig) -> str:
+    line = f"train --preset hardware --data {cfg.data} --run {cfg.run}"
     if cfg.epochs is not None:
-        argv += ["--epochs", str(cfg.epochs)]
+        line += f" --epochs {cfg.epochs}"
     if cfg.window_ms is not None:
-        argv += ["--window-ms", str(cfg.window_ms)]
-    if (cfg.run / "checkpoints" / "last.pt").exists():
-        argv.append("--resume")
-    return argv
+        line += f" --window-ms {cfg.window_ms}"
+    return line + (" --resume" if checkpoint_path(cfg.run, "last").exists() else "")
 
 
-def _train_finished(cfg: DemoConfig, report: dict) -> bool:
-    train = report.get("train", {})
-    return bool(train) and train.get("epochs_completed") == train.get("epochs") and (
-        cfg.epochs is None or train.get("epochs") == cfg.epochs
-    )
+def _simulate_options(cfg: DemoConfig):
+    return stages.SimulateOptions(run=cfg.run, samples=None if cfg.sim_samples == "all" else cfg.sim_samples,
+                                  backend=cfg.sim_backend, target=cfg.target)
 
 
-def _controls_finished(cfg: DemoConfig, report: dict) -> bool:
-    return set(cfg.controls) <= set(report.get("controls", {}))
-
-
-def _simulate_finished(cfg: DemoConfig, report: dict) -> bool:
-    sim = report.get("simulate", {})
-    wanted = report.get("quantize", {}).get("n_test", -1) if cfg.sim_samples == "all" else cfg.sim_samples
-    return sim.get("backend") == cfg.sim_backend and sim.get("samples", 0) >= wanted and sim.get("mismatches") == 0
-
-
-def _simulate_argv(cfg: DemoConfig) -> list[str]:
-    argv = ["simulate", "--run", str(cfg.run), "--samples", str(cfg.sim_samples), "--backend", cfg.sim_backend]
-    return argv + (["--target", cfg.target] if cfg.target else [])
-
-
-def _build_finished(cfg: DemoConfig, report: dict) -> bool:
-    build = report.get("build", {}).get(cfg.target or "", {})
-    return bool(build.get("bitstream")) and (cfg.run / build["bitstream"]).exists()
+def _simulate_command(cfg: DemoConfig) -> str:
+    line = f"simulate --run {cfg.run} --samples {cfg.sim_samples} --backend {cfg.sim_backend}"
+    return line + (f" --target {cfg.target}" if cfg.target else "")
 
 
 STAGES: tuple[Stage, ...] = (
-    Stage(
-        "synth",
-        "synthetic data",
-        lambda c: ["synth", "--out", str(c.data), "--size", c.synth_size],
-        lambda c, r: (c.data / "DVSGesture" / "synth_manifest.json").exists(),
-    ),
-    Stage("train", "training", _train_argv, _train_finished),
-    Stage(
-        "evaluate",
-        "evaluation",
-        lambda c: ["evaluate", "--run", str(c.run)],
-        lambda c, r: "energy_ratio" in r.get("train", {}),
-    ),
-    Stage(
-        "controls",
-        "controls that remove time",
-        lambda c: ["controls", "--run", str(c.run), "--controls", *c.controls],
-        _controls_finished,
-    ),
-    Stage(
-        "quantize",
-        "quantization",
-        lambda c: ["quantize", "--run", str(c.run)],
-        lambda c, r: "int_test_accuracy" in r.get("quantize", {}),
-    ),
-    Stage(
-        "streaming",
-        "whole-recording streaming (float and integer)",
-        lambda c: ["evaluate", "--run", str(c.run), "--whole-recordings"],
-        lambda c, r: "integer" in r.get("streaming", {}),
-    ),
-    Stage(
-        "simulate",
-        "gateware simulation",
-        _simulate_argv,
-        _simulate_finished,
-    ),
-    Stage(
-        "build",
-        "bitstream",
-        lambda c: ["build", "--run", str(c.run), "--target", str(c.target)],
-        _build_finished,
-    ),
+    Stage("synth", "synthetic data", lambda c: f"synthetic --out {c.data} --size {c.synth_size}", _synthetic,
+          _synthetic_finished),
+    Stage("train", "training", _train_command, _train, lambda c: training_finished(c.run, epochs=c.epochs)),
+    Stage("evaluate", "evaluation", lambda c: f"evaluate --run {c.run}",
+          lambda c, log: _logged(stages.evaluate(stages.EvaluateOptions(run=c.run)), log),
+          lambda c: evaluated(c.run)),
+    Stage("controls", "controls that remove time", lambda c: f"controls --run {c.run} --controls {' '.join(c.controls)}",
+          lambda c, log: _logged(stages.controls(stages.ControlsOptions(run=c.run, controls=c.controls), log=log), log),
+          lambda c: controls_finished(c.run, c.controls)),
+    Stage("quantize", "quantization", lambda c: f"quantize --run {c.run}",
+          lambda c, log: _logged(stages.quantize(stages.QuantizeOptions(run=c.run), log=log), log),
+          lambda c: quantized(c.run)),
+    Stage("streaming", "whole-recording streaming (float and integer)",
+          lambda c: f"evaluate --run {c.run} --whole-recordings",
+          lambda c, log: _logged(stages.evaluate_whole_recordings(stages.WholeRecordingsOptions(run=c.run)), log),
+          lambda c: streamed(c.run)),
+    Stage("simulate", "gateware simulation", _simulate_command,
+          lambda c, log: _logged(stages.simulate(_simulate_options(c), log=log), log),
+          lambda c: simulated(c.run, backend=c.sim_backend,
+                              samples=None if c.sim_samples == "all" else c.sim_samples)),
+    Stage("build", "bitstream", lambda c: f"build --run {c.run} --target {c.target}",
+          lambda c, log: _logged(stages.build(stages.BuildOptions(run=c.run, target=c.target), log=log), log),
+          lambda c: built(c.run, c.target)),
 )
 
 
 def run_demo(cfg: DemoConfig, *, force: bool = False, log: Callable[[str], None] = print) -> dict:
     """Run (or reuse) every stage, then write the summary. Returns the final report."""
-    from gesture_snn.cli import main as cli_main
-
-    stages = [s for s in STAGES if s.name != "build" or cfg.target]
-    previous = read_report(cfg.run).get("demo", {}).get("stage_seconds", {})
+    chosen = [s for s in STAGES if s.name != "build" or cfg.target]
+    previous = read_report(cfg.run).get(Section.DEMO, {}).get("stage_seconds", {})
     seconds: dict[str, float] = {}
     reused: list[str] = []
     rerun_rest = force
-    for number, stage in enumerate(stages, 1):
-        report = read_report(cfg.run)
-        header = f"[{number}/{len(stages)}] {stage.title}"
-        if not rerun_rest and stage.finished(cfg, report):
+    for number, stage in enumerate(chosen, 1):
+        header = f"[{number}/{len(chosen)}] {stage.title}"
+        if not rerun_rest and stage.finished(cfg):
             log(f"{header}: done earlier, reused")
             seconds[stage.name] = previous.get(stage.name, 0.0)
             reused.append(stage.name)
             continue
         rerun_rest = True
-        argv = stage.argv(cfg)
-        log(f"{header}: gesture-snn {' '.join(argv)}")
+        log(f"{header}: gesture-snn {stage.command(cfg)}")
         start = time.perf_counter()
-        status = cli_main(argv)
+        ok = stage.run(cfg, log)
         seconds[stage.name] = round(time.perf_counter() - start, 1)
-        if status != 0:
-            raise UserError(f"stage '{stage.name}' failed (exit status {status}); fix it and rerun: finished stages are reused")
+        if not ok:
+            raise UserError(f"stage '{stage.name}' failed (exit status 1); fix it and rerun: finished stages are reused")
         log(f"{header}: {seconds[stage.name]:.1f} s")
 
     update_report(
         cfg.run,
-        "demo",
+        Section.DEMO,
         {
             "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(cfg).items()},
             "stage_seconds": seconds,
@@ -208,7 +219,7 @@ def run_demo(cfg: DemoConfig, *, force: bool = False, log: Callable[[str], None]
     log("")
     log(_format_table(rows))
     markdown = render_report_md(report, rows, cfg.run)
-    atomic_write(cfg.run / "report.md", lambda f: f.write(markdown))
+    atomic_write(cfg.run / REPORT_MD_NAME, lambda f: f.write(markdown))
     return report
 
 
@@ -227,24 +238,24 @@ def _pct(x) -> str:
 
 def summary_rows(report: dict, *, target: str | None) -> list[tuple[str, str]]:
     """The demo's summary as (quantity, value) rows, read from ``report.json``."""
-    sim = report.get("simulate", {})
-    build = _get(report, "build", target or "", default={}) or {}
-    train = report.get("train", {})
+    sim = report.get(Section.SIMULATE, {})
+    build = _get(report, Section.BUILD, target or "", default={}) or {}
+    train = report.get(Section.TRAIN, {})
     test = train.get("test", {})
     rows = [
         ("selected epoch (validation users)", f"{train.get('best_epoch')} of {train.get('epochs_completed')}, "
                                               f"val accuracy {_pct(train.get('val_accuracy'))}"),
         ("float test accuracy (1 seed, 95 % CI over users)",
          f"{_pct(test.get('accuracy'))} [{_interval(test.get('ci95'))}]"),
-        ("integer test accuracy", _pct(_get(report, "quantize", "int_test_accuracy"))),
-        ("float/integer prediction agreement", _pct(_get(report, "quantize", "prediction_agreement"))),
+        ("integer test accuracy", _pct(_get(report, Section.QUANTIZE, "int_test_accuracy"))),
+        ("float/integer prediction agreement", _pct(_get(report, Section.QUANTIZE, "prediction_agreement"))),
     ]
-    for name, entry in report.get("controls", {}).items():
+    for name, entry in report.get(Section.CONTROLS, {}).items():
         if isinstance(entry, dict) and name != "network":
             rows.append((f"control: {entry['label']}", f"{_pct(entry['accuracy'])} [{_interval(entry['ci95'])}], "
                                                        f"cw/ccw pair {_pct(entry['within_pair_accuracy'])}"))
     for kind in ("float", "integer"):
-        stream = _get(report, "streaming", kind)
+        stream = _get(report, Section.STREAMING, kind)
         if stream:
             stable = stream["time_to_stable_ms"]["median"]
             rows.append((f"whole recordings, {kind}: accuracy at the end / median time to a stable decision",
@@ -298,7 +309,7 @@ def render_report_md(report: dict, rows: list[tuple[str, str]], run: Path) -> st
     """``report.md``: the summary table, stage times and every plot of the run, embedded."""
     lines = ["# gesture-snn demo report", "", "| quantity | value |", "|---|---|"]
     lines += [f"| {k} | {v} |" for k, v in rows]
-    demo = report.get("demo", {})
+    demo = report.get(Section.DEMO, {})
     lines += ["", "## Stage times", "", "| stage | seconds |", "|---|---|"]
     reused = set(demo.get("reused_stages", []))
     lines += [
@@ -306,10 +317,10 @@ def render_report_md(report: dict, rows: list[tuple[str, str]], run: Path) -> st
         for name, sec in demo.get("stage_seconds", {}).items()
     ]
     lines += [f"| total | {demo.get('total_seconds')} |"]
-    plots = sorted((run / "plots").glob("*.png")) if (run / "plots").exists() else []
+    plots = sorted((run / PLOTS_DIR).glob("*.png")) if (run / PLOTS_DIR).exists() else []
     if plots:
         lines += ["", "## Plots", ""]
         for plot in plots:
-            lines += [f"### {plot.stem.replace('_', ' ')}", "", f"![{plot.stem}](plots/{plot.name})", ""]
+            lines += [f"### {plot.stem.replace('_', ' ')}", "", f"![{plot.stem}]({plot_name(plot.name)})", ""]
     lines += ["", "All numbers come from `report.json` beside this file; see the README for what each stage does.", ""]
     return "\n".join(lines)

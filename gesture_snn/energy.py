@@ -1,7 +1,7 @@
 """Energy accounting: operation counts and energy estimates of the SRNN, its baselines and the gateware.
 
 Everything here is a pure function of per-sample activity counts (:class:`Activity`) and the
-network's :class:`~gesture_snn.evaluate.NetworkShape`; every function returns a JSON-ready dict
+network's :class:`NetworkShape`; every function returns a JSON-ready dict
 in which each figure comes with its constants and their sources. ``docs/energy.md`` gives every
 formula, the choices and a worked example. Sections (keys of :func:`energy_report`):
 
@@ -29,13 +29,14 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from gesture_snn.evaluate import NetworkShape
+from gesture_snn.spec.intnet import WIDTH_DEFAULTS, complete_widths
+from gesture_snn.spec.memory import DEFAULT_MAX_LANES, check_lanes
 
 __all__ = [
+    "NetworkShape",
     "Activity",
     "GRUShape",
     "HOROWITZ_2014",
-    "INTEGER_WIDTHS",
     "add_energy_pj",
     "connection_sparsity",
     "energy_report",
@@ -53,6 +54,46 @@ __all__ = [
     "srnn_weights",
 ]
 
+
+@dataclass(frozen=True)
+class NetworkShape:
+    """Layer sizes and connectivity, for operation counts.
+
+    ``layers``: sizes of the spiking layers, input side first; ``recurrent``: whether each has
+    recurrent synapses.
+    """
+
+    n_inputs: int
+    layers: tuple[int, ...]
+    recurrent: tuple[bool, ...]
+    n_outputs: int
+
+    @classmethod
+    def of(cls, config) -> "NetworkShape":
+        """The shape of a :class:`~gesture_snn.config.ModelConfig`."""
+        ff = (config.feedforward,) if config.feedforward else ()
+        return cls(
+            n_inputs=config.n_inputs,
+            layers=ff + tuple(config.hidden),
+            recurrent=(False,) * len(ff) + (True,) * len(config.hidden),
+            n_outputs=config.n_outputs,
+        )
+
+    @property
+    def input_fanout(self) -> int:
+        return self.layers[0]
+
+    @property
+    def layer_fanouts(self) -> tuple[int, ...]:
+        """Synapses driven by one spike of each layer (recurrent + next layer or readout)."""
+        following = self.layers[1:] + (self.n_outputs,)
+        return tuple(n * rec + nxt for n, rec, nxt in zip(self.layers, self.recurrent, following))
+
+    @property
+    def synapses(self) -> int:
+        """All synapses (weights) of the network."""
+        return self.n_inputs * self.input_fanout + sum(n * f for n, f in zip(self.layers, self.layer_fanouts))
+
 HOROWITZ = "M. Horowitz, 'Computing's energy problem (and what we can do about it)', ISSCC 2014, 45 nm"
 SEED_PAPER = "B. Yin, F. Corradi, S. M. Bohte, 'Accurate and efficient time-domain classification with adaptive spiking recurrent neural networks', Nature Machine Intelligence 2021 (arXiv:2103.12593)"
 NEUROBENCH = "J. Yik et al., 'NeuroBench: a framework for benchmarking neuromorphic computing algorithms and systems' (arXiv:2304.04640); PyPI neurobench 2.3.0, neurobench/metrics"
@@ -65,10 +106,6 @@ HOROWITZ_2014 = {
     "fp32_mult": 3.7,
     "sram_read_64bit": {8 * 1024: 10.0, 32 * 1024: 20.0, 1024 * 1024: 100.0},  # by memory size in bytes
 }
-
-#: Deployed widths: the defaults of :class:`gesture_snn.intnet.IntegerNetwork` (a test checks them).
-INTEGER_WIDTHS = {"weight_bits": 8, "decay_bits": 12, "membrane_bits": 16, "adaptation_bits": 16,
-                  "readout_bits": 24, "score_bits": 32}
 
 RULES = ("interpolate", "round_up")
 
@@ -487,9 +524,10 @@ def _int_energy(ops: Mapping[str, tuple[float, str, tuple[int, ...]]], rule: str
     return counts, energy
 
 
-def integer_costs(activity: Activity, shape: NetworkShape, *, weight_bits: int = 8, state_bits: int = 16,
-                  decay_bits: int = INTEGER_WIDTHS["decay_bits"], readout_bits: int = INTEGER_WIDTHS["readout_bits"],
-                  score_bits: int = INTEGER_WIDTHS["score_bits"], shift_bits: int = 0, adaptive: bool = True,
+def integer_costs(activity: Activity, shape: NetworkShape, *, weight_bits: int = WIDTH_DEFAULTS["weight_bits"],
+                  state_bits: int = WIDTH_DEFAULTS["membrane_bits"], decay_bits: int = WIDTH_DEFAULTS["decay_bits"],
+                  readout_bits: int = WIDTH_DEFAULTS["readout_bits"], score_bits: int = WIDTH_DEFAULTS["score_bits"],
+                  shift_bits: int = 0, adaptive: bool = True,
                   rule: str = "interpolate") -> dict:
     """The SNN and the dense leaky ReLU RNN of :func:`fair_dense` at integer widths, with SRAM reads.
 
@@ -602,8 +640,8 @@ def integer_costs(activity: Activity, shape: NetworkShape, *, weight_bits: int =
 # (e) a GRU baseline
 
 
-def gru_baseline(gru: GRUShape, *, binary_inputs: bool = True, weight_bits: int = 8, state_bits: int = 16,
-                 rule: str = "interpolate") -> dict:
+def gru_baseline(gru: GRUShape, *, binary_inputs: bool = True, weight_bits: int = WIDTH_DEFAULTS["weight_bits"],
+                 state_bits: int = WIDTH_DEFAULTS["membrane_bits"], rule: str = "interpolate") -> dict:
     """Operations and energy per sample of ``n_in -> GRU(h) -> Linear(n_out)`` (PyTorch's GRU:
     ``r = s(W_ir x + b_ir + W_hr h + b_hr)``, ``z`` likewise, ``n = tanh(W_in x + b_in +
     r * (W_hn h + b_hn))``, ``h' = (1 - z) * n + z * h``).
@@ -667,8 +705,8 @@ def gru_baseline(gru: GRUShape, *, binary_inputs: bool = True, weight_bits: int 
 STEP_OVERHEAD_CYCLES = 20  # hdl.core.STEP_OVERHEAD_CYCLES (a test checks it)
 
 
-def gateware(activity: Activity, shape: NetworkShape, *, lanes: int = 8, readout_lanes: int | None = None,
-             shift_bits: int = 0, rule: str = "interpolate", **widths) -> dict:
+def gateware(activity: Activity, shape: NetworkShape, *, lanes: int = DEFAULT_MAX_LANES,
+             readout_lanes: int | None = None, shift_bits: int = 0, rule: str = "interpolate", **widths) -> dict:
     """Memory words read and written, adder and multiplier operations and clock cycles of the
     neuron core (``hdl/core.py``, ``docs/hardware.md``) per sample and per step, from the counts.
 
@@ -690,19 +728,10 @@ def gateware(activity: Activity, shape: NetworkShape, *, lanes: int = 8, readout
     if len(shape.layers) != 1 or not shape.recurrent[0]:
         raise ValueError(f"the gateware runs one recurrent layer; this shape has layers {shape.layers} "
                          f"(recurrent {shape.recurrent})")
-    w = dict(INTEGER_WIDTHS)
-    unknown = set(widths) - set(w)
-    if unknown:
-        raise ValueError(f"unknown width(s) {sorted(unknown)}; expected some of {sorted(w)}")
-    w.update(widths)
+    w = complete_widths(widths)
     n_in, n_rec, n_out = shape.n_inputs, shape.layers[0], shape.n_outputs
     rl = min(lanes, n_out) if readout_lanes is None else readout_lanes
-    from hdl.core import CycleModel  # checks the lanes exactly as the core does
-
-    try:
-        CycleModel(n_in=n_in, n_rec=n_rec, n_out=n_out, lanes=lanes, readout_lanes=rl)
-    except ValueError as exc:
-        raise ValueError(str(exc)) from None
+    check_lanes(n_in=n_in, n_rec=n_rec, n_out=n_out, lanes=lanes, readout_lanes=rl)  # as the core checks them
     blocks, rblocks = n_rec // lanes, -(-n_out // rl)
     b, d, vw, aw, ow, sw = (w[k] for k in ("weight_bits", "decay_bits", "membrane_bits", "adaptation_bits",
                                            "readout_bits", "score_bits"))
@@ -772,8 +801,9 @@ def gateware(activity: Activity, shape: NetworkShape, *, lanes: int = 8, readout
 # everything side by side
 
 
-def energy_report(activity: Activity, shape: NetworkShape, *, weight_bits: int = 8, state_bits: int = 16,
-                  gru: GRUShape | None = None, lanes: int | None = 8, readout_lanes: int | None = None,
+def energy_report(activity: Activity, shape: NetworkShape, *, weight_bits: int = WIDTH_DEFAULTS["weight_bits"],
+                  state_bits: int = WIDTH_DEFAULTS["membrane_bits"], gru: GRUShape | None = None,
+                  lanes: int | None = DEFAULT_MAX_LANES, readout_lanes: int | None = None,
                   footprint: int | None = None, sparsity: float | None = None, adaptive: bool = True,
                   rule: str = "interpolate") -> dict:
     """All sections side by side (JSON-ready). ``gru``: the trained GRU baseline's shape;

@@ -3,7 +3,7 @@
 The metrics are computed from a *predictor*: any callable ``x [B, T, n_in] -> Prediction``
 (class scores and the spikes of every spiking layer). :func:`float_predictor` wraps a float
 :class:`~gesture_snn.model.SRNN`, :class:`IntegerPredictor` the golden model of an
-:class:`~gesture_snn.intnet.IntegerNetwork`; :func:`evaluate_run` evaluates either kind of a run
+:class:`~gesture_snn.spec.intnet.IntegerNetwork`; :func:`evaluate_run` evaluates either kind of a run
 directory with the same accounting.
 
 Operation counts (per sample, ``docs/training.md``):
@@ -22,7 +22,6 @@ Operation counts (per sample, ``docs/training.md``):
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,14 +31,22 @@ import numpy as np
 import torch
 
 from gesture_snn.config import ModelConfig
-from gesture_snn.errors import UserError
+from gesture_snn.energy import (
+    Activity,
+    GRUShape,
+    NetworkShape,
+    connection_sparsity,
+    energy_report,
+    footprint_bytes,
+    srnn_weights,
+)
+from gesture_snn.spec.errors import UserError
 
 __all__ = [
     "ENERGY_PER_AC_PJ",
     "ENERGY_PER_MAC_PJ",
     "Evaluation",
     "IntegerPredictor",
-    "NetworkShape",
     "Prediction",
     "ROTATION_PAIRS",
     "energy_accounts",
@@ -66,45 +73,6 @@ class Prediction(NamedTuple):
 
 #: ``predict(x, y) -> Prediction`` (``y`` so that a predictor can report its loss).
 Predictor = Callable[[torch.Tensor, torch.Tensor], Prediction]
-
-
-@dataclass(frozen=True)
-class NetworkShape:
-    """Layer sizes and connectivity, for operation counts.
-
-    ``layers``: sizes of the spiking layers, input side first; ``recurrent``: whether each has
-    recurrent synapses.
-    """
-
-    n_inputs: int
-    layers: tuple[int, ...]
-    recurrent: tuple[bool, ...]
-    n_outputs: int
-
-    @classmethod
-    def of(cls, config: ModelConfig) -> "NetworkShape":
-        ff = (config.feedforward,) if config.feedforward else ()
-        return cls(
-            n_inputs=config.n_inputs,
-            layers=ff + tuple(config.hidden),
-            recurrent=(False,) * len(ff) + (True,) * len(config.hidden),
-            n_outputs=config.n_outputs,
-        )
-
-    @property
-    def input_fanout(self) -> int:
-        return self.layers[0]
-
-    @property
-    def layer_fanouts(self) -> tuple[int, ...]:
-        """Synapses driven by one spike of each layer (recurrent + next layer or readout)."""
-        following = self.layers[1:] + (self.n_outputs,)
-        return tuple(n * rec + nxt for n, rec, nxt in zip(self.layers, self.recurrent, following))
-
-    @property
-    def synapses(self) -> int:
-        """All synapses (weights) of the network."""
-        return self.n_inputs * self.input_fanout + sum(n * f for n, f in zip(self.layers, self.layer_fanouts))
 
 
 @dataclass(frozen=True)
@@ -286,7 +254,7 @@ def energy_accounts(activity, model_config: ModelConfig, *, model=None) -> dict:
     NeuroBench's, a fair dense RNN, integer costs with memory reads, a GRU of the same width (the
     trained ``gru`` control) and, for the hardware shape, the gateware. ``model``: the trained
     module, for the NeuroBench footprint and connection sparsity."""
-    from gesture_snn.energy import GRUShape, connection_sparsity, energy_report, footprint_bytes, srnn_weights
+    from gesture_snn.spec.memory import DEFAULT_MAX_LANES
 
     shape = NetworkShape.of(model_config)
     weights = {} if model is None else {"footprint": footprint_bytes(model),
@@ -296,7 +264,7 @@ def energy_accounts(activity, model_config: ModelConfig, *, model=None) -> dict:
         shape,
         gru=GRUShape(n_inputs=shape.n_inputs, hidden=shape.layers[-1], n_outputs=shape.n_outputs,
                      n_steps=activity.n_steps, readout_every_step=model_config.decode != "last"),
-        lanes=8 if len(shape.layers) == 1 else None,
+        lanes=DEFAULT_MAX_LANES if len(shape.layers) == 1 else None,
         adaptive=model_config.neuron == "alif",
         **weights,
     )
@@ -327,10 +295,11 @@ def evaluate_run(
     float units, ``o * 2^-readout_exp``).
     """
     from gesture_snn import plots as plot
-    from gesture_snn.data import CLASSES, load_frames, make_loader
-    from gesture_snn.rundir import read_report, update_report
-    from gesture_snn.runs import IntegerRun
-    from gesture_snn.train import CONFIG_NAME, METRICS_NAME, load_model, resolve_device
+    from gesture_snn.checkpoints import load_model, resolve_device
+    from gesture_snn.data import CLASSES
+    from gesture_snn.framing import load_frames, make_loader
+    from gesture_snn.rundir import (CONFIG_NAME, INTEGER_DIR, PLOTS_DIR, IntegerRun, Section, checkpoint_name,
+                                    read_metrics, read_report, update_report)
 
     run_dir = Path(run_dir)
     dev = resolve_device(device)
@@ -355,27 +324,23 @@ def evaluate_run(
     summary = result.summary(CLASSES)
     summary["rotation_pairs"] = rotation_pair_summary(result, CLASSES)
     if config.model.architecture == "srnn":
-        from gesture_snn.energy import Activity
-
         activity = Activity.from_evaluation(result, binary_inputs=config.frames.mode == "binary")
         summary["energy"] = energy_accounts(activity, config.model, model=model)
     else:
         summary["energy"] = None
     if integer:
-        summary["integer_dir"] = "integer"
+        summary["integer_dir"] = INTEGER_DIR
         summary["saturation_events_test"] = dict(predictor.saturation)
     else:
-        summary["evaluated_checkpoint"] = f"checkpoints/{which}.pt"
+        summary["evaluated_checkpoint"] = checkpoint_name(which)
     summary["evaluated_data"] = str(root)
 
     if plots:
-        folder = run_dir / "plots"
+        folder = run_dir / PLOTS_DIR
         prefix = "integer_" if integer else ""
-        metrics_file = run_dir / METRICS_NAME
-        if not integer and metrics_file.exists():
-            records = [json.loads(line) for line in metrics_file.read_text().splitlines() if line.strip()]
-            if records:
-                plot.learning_curves(records, folder / "learning_curves.png")
+        records = [] if integer else read_metrics(run_dir)
+        if records:
+            plot.learning_curves(records, folder / "learning_curves.png")
         plot.confusion_matrix(result.confusion, CLASSES, folder / f"{prefix}confusion_matrix.png")
         x = torch.from_numpy(test_set.frames[raster_sample : raster_sample + 1]).flatten(2).float()
         if integer:
@@ -401,10 +366,10 @@ def evaluate_run(
         names = [p for p in folder.glob("*.png") if p.name.startswith("integer_") == integer]
         summary["plots"] = sorted(p.relative_to(run_dir).as_posix() for p in names)
 
-    name = "quantize" if integer else "train"
+    name = Section.QUANTIZE if integer else Section.TRAIN
     section = read_report(run_dir).get(name, {})
     if integer:
-        section["integer"] = summary
+        section[Section.INTEGER] = summary
     else:
         section.update(summary)
     update_report(run_dir, name, section)

@@ -25,8 +25,10 @@ from typing import Callable, Sequence
 import numpy as np
 
 from gesture_snn.config import RunConfig
+from gesture_snn.rundir import (EXPERIMENT_JSON, EXPERIMENT_MD, EXPERIMENT_PLOT, RATE_SWEEP_JSON, RATE_SWEEP_PLOT,
+                                Section, read_report, seed_dir, sweep_dir)
 from gesture_snn.controls import INFERENCE_CONTROLS, LABELS, TRAINED_CONTROLS, run_controls
-from gesture_snn.errors import UserError
+from gesture_snn.spec.errors import UserError
 from gesture_snn.stats import accuracy_summary
 
 __all__ = ["RATE_SWEEP_TOLERANCE", "run_experiment", "run_rate_sweep", "train_seeds"]
@@ -37,7 +39,7 @@ RATE_SWEEP_TOLERANCE = 0.01
 
 
 def _load_splits(config: RunConfig, progress: bool):
-    from gesture_snn.data import load_frames
+    from gesture_snn.framing import load_frames
 
     return (load_frames(config.data, train=True, config=config.frames, progress=progress),
             load_frames(config.data, train=False, config=config.frames, progress=progress))
@@ -52,14 +54,15 @@ def train_seeds(config: RunConfig, out: Path, *, seeds: int, train_set, test_set
                 log: Callable[[str], None]) -> list[Path]:
     """Train ``config`` with seeds ``0 .. seeds - 1`` into ``out/seed<k>``, reusing finished runs
     and resuming interrupted ones; returns the run directories."""
-    from gesture_snn.train import checkpoint_path, finished, train
+    from gesture_snn.rundir import checkpoint_path, training_finished
+    from gesture_snn.train import train
 
     _check_seeds(seeds)
     runs = []
     for seed in range(seeds):
-        run = out / f"seed{seed}"
+        run = seed_dir(out, seed)
         runs.append(run)
-        if finished(run):
+        if training_finished(run):
             log(f"seed {seed}: reusing {run}")
             continue
         log(f"seed {seed}: training {run}")
@@ -83,7 +86,7 @@ def run_experiment(
 ) -> dict:
     """Train ``seeds`` runs of ``config`` and their controls; write and return the aggregate."""
     from gesture_snn import plots
-    from gesture_snn.rundir import atomic_write, atomic_write_json, read_report
+    from gesture_snn.spec.files import atomic_write, atomic_write_json
 
     _check_seeds(seeds)
     if config.model.architecture != "srnn":
@@ -114,7 +117,7 @@ def run_experiment(
         summary[name] = entry
     if config.model.qat_weight_bits is not None:
         summary["integer"] = _integer_summary(runs, test_set, summary["network"])
-    reports = [read_report(run)["train"] for run in runs]
+    reports = [read_report(run)[Section.TRAIN] for run in runs]
     val = [r["val_accuracy"] for r in reports]
     result = {
         "config": config.to_dict(),
@@ -125,12 +128,12 @@ def run_experiment(
         "results": summary,
         "energy": _energy(config, reports),
         "seconds": time.perf_counter() - started,
-        "plot": "controls.png",
+        "plot": EXPERIMENT_PLOT,
     }
-    plots.control_bars(summary, out / "controls.png",
+    plots.control_bars(summary, out / EXPERIMENT_PLOT,
                        title=f"{out.name}: test accuracy, mean of {seeds} seeds, 95 % intervals (bootstrap over users)")
-    atomic_write_json(out / "experiment.json", result)
-    atomic_write(out / "experiment.md", lambda f: f.write(render_markdown(result)))
+    atomic_write_json(out / EXPERIMENT_JSON, result)
+    atomic_write(out / EXPERIMENT_MD, lambda f: f.write(render_markdown(result)))
     return result
 
 
@@ -139,7 +142,7 @@ def _integer_summary(runs: list[Path], test_set, network: dict) -> dict:
     (:func:`gesture_snn.quantize.quantize_network`) and run by the golden model on the test split."""
     from gesture_snn.golden import predict
     from gesture_snn.quantize import quantize_network
-    from gesture_snn.train import load_model
+    from gesture_snn.checkpoints import load_model
 
     x = test_set.frames.reshape(len(test_set), test_set.frames.shape[1], -1)
     correct, bits = [], set()
@@ -215,7 +218,7 @@ def run_rate_sweep(
     """Train ``config`` at each firing-rate penalty in ``weights`` (0 must be among them: the
     reference) with ``seeds`` seeds; write ``OUT/rate_sweep.json`` and ``OUT/rate_sweep.png``."""
     from gesture_snn import plots
-    from gesture_snn.rundir import atomic_write_json, read_report
+    from gesture_snn.spec.files import atomic_write_json
 
     _check_seeds(seeds)
     weights = sorted({float(w) for w in weights})
@@ -226,9 +229,9 @@ def run_rate_sweep(
         train_set, test_set = _load_splits(config, progress)
     points = []
     for weight in weights:
-        runs = train_seeds(config.replace(train={"rate_penalty": weight}), out / f"w{weight:g}", seeds=seeds,
+        runs = train_seeds(config.replace(train={"rate_penalty": weight}), sweep_dir(out, weight), seeds=seeds,
                            train_set=train_set, test_set=test_set, progress=progress, log=log)
-        reports = [read_report(run)["train"] for run in runs]
+        reports = [read_report(run)[Section.TRAIN] for run in runs]
         test_correct = np.array([np.equal(r["test"]["predictions"], r["test"]["labels"]) for r in reports])
         val_correct = np.array([np.equal(r["val"]["predictions"], r["val"]["labels"]) for r in reports])
         points.append({
@@ -250,8 +253,8 @@ def run_rate_sweep(
         "rule": f"the weight with the fewest synaptic operations per sample whose mean validation accuracy is within "
                 f"{100 * RATE_SWEEP_TOLERANCE:g} pp of the unregularised one ({100 * reference:.1f} %); test users not used",
         "sops_reduction": points[0]["sops"] / chosen["sops"],
-        "plot": "rate_sweep.png",
+        "plot": RATE_SWEEP_PLOT,
     }
-    plots.accuracy_energy_front(points, out / "rate_sweep.png")
-    atomic_write_json(out / "rate_sweep.json", result)
+    plots.accuracy_energy_front(points, out / RATE_SWEEP_PLOT)
+    atomic_write_json(out / RATE_SWEEP_JSON, result)
     return result

@@ -29,7 +29,7 @@ from typing import Sequence
 
 from gesture_snn import __version__
 from gesture_snn.data import archive_path, split_dir
-from gesture_snn.errors import UserError
+from gesture_snn.spec.errors import UserError
 
 __all__ = ["FIGSHARE_DOWNLOAD", "DVSGESTURE_ARCHIVES", "Archive", "fetch_archive", "fetch_dvsgesture"]
 
@@ -302,7 +302,7 @@ def _extract(archive: Path, folder: Path, *, progress: bool) -> None:
     """Extract ``archive``'s ``folder.name/`` into a temporary folder, then rename it to ``folder``."""
     from tqdm.auto import tqdm
 
-    from gesture_snn.rundir import check_free_space, write_error
+    from gesture_snn.spec.files import check_free_space, write_error
 
     remove_stale_extractions(folder)
     staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.extract-{os.getpid()}-", dir=folder.parent))

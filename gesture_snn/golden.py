@@ -1,12 +1,12 @@
 """The golden integer model: docs/fixed_point.md in numpy, vectorised over a batch.
 
-:func:`run_golden` runs an :class:`~gesture_snn.intnet.IntegerNetwork` on binary input frames and
+:func:`run_golden` runs an :class:`~gesture_snn.spec.intnet.IntegerNetwork` on binary input frames and
 returns every state value at every step; the gateware is checked against it bit for bit, and a
 deliberately simple scalar twin (``tests/reference_scalar.py``) checks it. :func:`predict` runs
 large sets in batches and keeps only the classes and saturation counts.
 
 All arithmetic is exact integer arithmetic in int64 (the widths allowed by
-:data:`~gesture_snn.intnet.WIDTH_LIMITS` keep every intermediate far inside int64). The synaptic
+:data:`~gesture_snn.spec.intnet.WIDTH_LIMITS` keep every intermediate far inside int64). The synaptic
 sums (step 3, and the readout sum of step 6) are matrix products of 0/1 matrices with weight
 matrices; they are done in float32 or float64 BLAS only when every partial sum is an integer of
 magnitude below 2^24 or 2^53, where those formats are exact, and in int64 otherwise.
@@ -19,9 +19,9 @@ from typing import Mapping
 
 import numpy as np
 
-from gesture_snn.intnet import IntegerNetwork
+from gesture_snn.spec.intnet import IntegerNetwork, check_binary_input
 
-__all__ = ["STATE_VARIABLES", "SATURATING_VARIABLES", "GoldenTrace", "run_golden", "predict", "check_binary_input"]
+__all__ = ["STATE_VARIABLES", "SATURATING_VARIABLES", "GoldenTrace", "run_golden", "predict"]
 
 # Trace fields in spec order, and the variables whose update can saturate (steps 1, 4, 6, 7).
 STATE_VARIABLES = ("a", "th", "v", "z", "o", "s")
@@ -53,27 +53,6 @@ class GoldenTrace:
     def scores(self) -> np.ndarray:
         """The score after the last step, [B, n_out]; ``prediction`` is its argmax."""
         return self.s[:, -1]
-
-
-def check_binary_input(x, n_in: int) -> np.ndarray:
-    """Return ``x`` as a bool array [B, T, n_in]; ValueError if it has another shape or a non-0/1 value."""
-    x = np.asarray(x)
-    if x.ndim != 3 or x.shape[2] != n_in:
-        raise ValueError(f"input must have shape [B, T, n_in = {n_in}]; got {x.shape}")
-    if x.shape[1] < 1:
-        raise ValueError("input has no time steps (T = 0)")
-    if x.dtype == bool:
-        return x
-    if not (np.issubdtype(x.dtype, np.integer) or np.issubdtype(x.dtype, np.floating)):
-        raise ValueError(f"input must be numeric 0/1 values; got dtype {x.dtype}")
-    bad = np.argwhere((x != 0) & (x != 1))
-    if len(bad):
-        index = tuple(int(i) for i in bad[0])
-        raise ValueError(
-            f"input x[{', '.join(map(str, index))}] = {x[index].item()!r} is not binary; the integer model takes "
-            "one event per active input per step (train with --frame-mode binary)"
-        )
-    return x.astype(bool)
 
 
 def run_golden(net: IntegerNetwork, x) -> GoldenTrace:

@@ -1,27 +1,35 @@
-"""The multiple-timescale SRNN as thin :class:`torch.nn.Module` s around :mod:`gesture_snn.functional`.
+"""The multiple-timescale SRNN as :class:`torch.nn.Module` s around the neuron models of :mod:`gesture_snn.neurons`.
 
-    input x_t  ->  [feed-forward ALIF layer]  ->  recurrent ALIF layer(s)  ->  leaky readout
+    input x_t  ->  [feed-forward spiking layer]  ->  recurrent spiking layer(s)  ->  leaky readout
 
-Every layer keeps per-neuron time constants (``tau_m``, ``tau_adp``; readout ``tau``) as
-learned parameters, in steps. They are clamped into ``[tau_min, tau_max]`` wherever decays are
-computed (so any parameter value gives valid decays in (0, 1)), and the trainer projects the
-parameters back into that range after every optimiser step (:meth:`SRNN.constrain_`), so that a
-time constant pushed past a bound keeps receiving gradients. Layers have no biases.
+The neuron type (``ModelConfig.neuron``: ``"alif"``, ``"lif"``) is looked up in the registry of
+:mod:`gesture_snn.neurons`; a spiking layer runs that module's ``sequence`` kernel or ``step``
+function. The equations, with their source (Yin, Corradi and Bohté, 2021, arXiv:2005.11633),
+are in docs/training.md ("The network") and in the neuron modules.
 
-Weights and decays are read through methods (:meth:`ALIFLayer.input_weight`,
-:meth:`RecurrentALIFLayer.recurrent_weight`, :meth:`ALIFLayer.decays`,
+Every layer keeps per-neuron time constants (``tau_m``, and ``tau_adp`` for adaptive neurons;
+readout ``tau``) as learned parameters, in steps. They are clamped into ``[tau_min, tau_max]``
+wherever decays are computed (so any parameter value gives valid decays in (0, 1)), and the
+trainer projects the parameters back into that range after every optimiser step
+(:meth:`SRNN.constrain_`), so that a time constant pushed past a bound keeps receiving gradients.
+Layers have no biases.
+
+Weights and decays are read through methods (:meth:`SpikingLayer.input_weight`,
+:meth:`RecurrentSpikingLayer.recurrent_weight`, :meth:`SpikingLayer.decays`,
 :meth:`LeakyReadout.weight_matrix`, :meth:`LeakyReadout.decay`). The weight hooks are the one
 place that applies quantization-aware training: with ``qat_weight_bits`` set (per layer, or for
 the whole network through :attr:`SRNN.qat_weight_bits`) they return the weights whose folded form
 ``(1 - alpha) W`` is fake-quantized with the quantizer's scale rule
-(:func:`gesture_snn.quantize.fake_quantize_folded`, straight-through gradient), so everything
+(:func:`gesture_snn.qat.fake_quantize_folded`, straight-through gradient), so everything
 that reads the weights (the forward pass, :meth:`SRNN.hardware_parameters`, hence
 ``gesture-snn quantize``) sees the integer network's weights.
 
 Two implementations of the same equations (``implementation=``): ``"fused"`` (default) runs each
-layer as one autograd node with a hand-written backward pass through time and projects the
-inputs of all steps at once (sparse on the CPU); ``"stepwise"`` loops the step functions under
-autograd, the slow reference.
+layer as one autograd node with a hand-written backward pass through time (the neuron module's
+``sequence``) and projects the inputs of all steps at once (sparse on the CPU); ``"stepwise"``
+loops the step functions under autograd, the slow reference. A third way runs a trained network
+bin by bin on a live stream: :meth:`SRNN.initial_state` and :meth:`SRNN.step` (the same values
+as ``forward`` on the whole sequence).
 """
 
 from __future__ import annotations
@@ -32,18 +40,21 @@ import numpy as np
 import torch
 from torch import nn
 
-from gesture_snn import functional as F
+from gesture_snn import neurons
 from gesture_snn.config import DECODES, ModelConfig
-from gesture_snn.quantize import fake_quantize_folded
+from gesture_snn.neurons.readout import leaky_integrate, leaky_readout_step, tau_to_decay
+from gesture_snn.qat import fake_quantize_folded
+from gesture_snn.synapse import spike_linear
 
 __all__ = [
-    "ALIFLayer",
     "IMPLEMENTATIONS",
     "LayerRecord",
     "LeakyReadout",
-    "RecurrentALIFLayer",
+    "RecurrentSpikingLayer",
     "SRNN",
     "SRNNOutput",
+    "SRNNState",
+    "SpikingLayer",
     "decode_scores",
     "readout_loss",
 ]
@@ -70,6 +81,15 @@ class SRNNOutput(NamedTuple):
     records: tuple[LayerRecord, ...] | None = None
 
 
+class SRNNState(NamedTuple):
+    """The state of an :class:`SRNN` between two :meth:`SRNN.step` calls: one neuron state per
+    spiking layer (its neuron module's ``State``, input side first) and the readout ``o``
+    ``[batch, n_out]``."""
+
+    layers: tuple
+    readout: torch.Tensor
+
+
 def _check_qat_bits(bits: int | None) -> int | None:
     if bits is not None and not (isinstance(bits, int) and 2 <= bits <= 16):
         raise ValueError(f"qat_weight_bits must be None (float weights) or 2..16 bits, not {bits!r}")
@@ -89,15 +109,16 @@ def _normal_taus(n: int, mean_std: tuple[float, float], bounds: tuple[float, flo
     return nn.Parameter(torch.empty(n).normal_(mean, std).clamp_(*bounds))
 
 
-class ALIFLayer(nn.Module):
-    """A feed-forward layer of ALIF neurons (or LIF with ``adaptive=False``).
+class SpikingLayer(nn.Module):
+    """A feed-forward layer of spiking neurons of one registered type (:mod:`gesture_snn.neurons`).
 
     Parameters (all keyword-only)
     -----------------------------
     input_size, size:
         Inputs and neurons.
-    adaptive:
-        True: ALIF (threshold ``b0 + beta * b``); False: LIF (threshold ``b0``, no ``tau_adp``).
+    neuron:
+        The neuron type's registry name: ``"alif"`` (threshold ``b0 + beta * b``) or ``"lif"``
+        (threshold ``b0``; no ``tau_adp``).
     b0, beta:
         Base threshold and adaptation strength, in membrane units (not learned).
     tau_m, tau_adp:
@@ -116,7 +137,7 @@ class ALIFLayer(nn.Module):
         *,
         input_size: int,
         size: int,
-        adaptive: bool = True,
+        neuron: str = "alif",
         b0: float = 0.1,
         beta: float = 1.84,
         tau_m: tuple[float, float] = (20.0, 5.0),
@@ -127,6 +148,8 @@ class ALIFLayer(nn.Module):
         b_init: float = 0.0,
     ):
         super().__init__()
+        neurons.get(neuron)  # an unknown name fails here
+        self.neuron_type = neuron
         if input_size < 1 or size < 1:
             raise ValueError(f"input_size and size must be at least 1, not {input_size} and {size}")
         for name, (lo, hi) in (("tau_m_bounds", tau_m_bounds), ("tau_adp_bounds", tau_adp_bounds)):
@@ -134,7 +157,8 @@ class ALIFLayer(nn.Module):
                 raise ValueError(f"{name} must be (min, max) with 1 <= min < max, not {(lo, hi)}")
         if b0 <= 0:
             raise ValueError(f"b0 (base threshold) must be positive, not {b0}")
-        self.input_size, self.size, self.adaptive = input_size, size, adaptive
+        adaptive = self.adaptive
+        self.input_size, self.size = input_size, size
         self.b0, self.beta = float(b0), float(beta) if adaptive else 0.0
         if b_init < 0:
             raise ValueError(f"b_init (initial adaptation state) must be >= 0, not {b_init}")
@@ -146,10 +170,19 @@ class ALIFLayer(nn.Module):
         self.tau_adp = _normal_taus(size, tau_adp, self.tau_adp_bounds) if adaptive else None
         self.qat_weight_bits = _check_qat_bits(qat_weight_bits)
 
+    @property
+    def neuron(self):
+        """The neuron module of :attr:`neuron_type` (e.g. :mod:`gesture_snn.neurons.alif`)."""
+        return neurons.get(self.neuron_type)
+
+    @property
+    def adaptive(self) -> bool:
+        """Whether the neurons adapt (a threshold ``b0 + beta * b`` and a learned ``tau_adp``)."""
+        return self.neuron.ADAPTIVE
+
     def extra_repr(self) -> str:
-        kind = "ALIF" if self.adaptive else "LIF"
         qat = f", qat_weight_bits={self.qat_weight_bits}" if self.qat_weight_bits is not None else ""
-        return f"{self.input_size} -> {self.size} {kind}, b0={self.b0}, beta={self.beta}{qat}"
+        return f"{self.input_size} -> {self.size} {self.neuron.NAME.upper()}, b0={self.b0}, beta={self.beta}{qat}"
 
     def input_weight(self) -> torch.Tensor:
         """``W_in`` ``[size, input_size]`` as the forward uses it."""
@@ -160,10 +193,15 @@ class ALIFLayer(nn.Module):
         return None
 
     def decays(self) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """``(alpha, rho)`` per neuron from the clamped time constants; ``rho`` None for LIF."""
-        alpha = F.tau_to_decay(self.tau_m.clamp(*self.tau_m_bounds))
-        rho = F.tau_to_decay(self.tau_adp.clamp(*self.tau_adp_bounds)) if self.adaptive else None
+        """``(alpha, rho)`` per neuron from the clamped time constants; ``rho`` None without adaptation."""
+        alpha = tau_to_decay(self.tau_m.clamp(*self.tau_m_bounds))
+        rho = tau_to_decay(self.tau_adp.clamp(*self.tau_adp_bounds)) if self.adaptive else None
         return alpha, rho
+
+    def neuron_parameters(self):
+        """The neuron module's ``Parameters`` of this layer (decays from the clamped time constants)."""
+        alpha, rho = self.decays()
+        return self.neuron.parameters(alpha=alpha, rho=rho, b0=self.b0, beta=self.beta, b_init=self.b_init)
 
     @torch.no_grad()
     def constrain_(self) -> None:
@@ -173,44 +211,45 @@ class ALIFLayer(nn.Module):
             self.tau_adp.clamp_(*self.tau_adp_bounds)
 
     def forward(self, x: torch.Tensor, *, implementation: str = "fused") -> LayerRecord:
-        """Run over ``x`` ``[batch, T, input_size]`` from a zero state; returns ``(z, v, th)``,
+        """Run over ``x`` ``[batch, T, input_size]`` from the initial state; returns ``(z, v, th)``,
         each ``[batch, T, size]``."""
         w_in, w_rec = self.input_weight(), self.recurrent_weight()
-        alpha, rho = self.decays()
+        params = self.neuron_parameters()
         if implementation == "fused":
             # project every step at once (on the batch-major input: no copy of x), then run
             # the recurrence time-major
-            u = F.spike_linear(x, w_in).transpose(0, 1).contiguous()
-            z, v, th = F.alif_recurrence(u, alpha=alpha, rho=rho, w_rec=w_rec, b0=self.b0, beta=self.beta,
-                                         b_init=self.b_init)
+            u = spike_linear(x, w_in).transpose(0, 1).contiguous()
+            z, v, th = self.neuron.sequence(u, params, w_rec=w_rec)
             return LayerRecord(z.transpose(0, 1), v.transpose(0, 1), th.transpose(0, 1))
-        return self._stepwise(x, w_in, w_rec, alpha, rho)
-
-    def _stepwise(self, x, w_in, w_rec, alpha, rho) -> LayerRecord:
-        zero = x.new_zeros(x.shape[0], self.size)
+        state = self.initial_state(x.shape[0], like=x)
         z_seq, v_seq, th_seq = [], [], []
-        if self.adaptive:
-            state = F.ALIFState(v=zero, b=torch.full_like(zero, self.b_init), z=zero)
-            params = F.ALIFParameters(alpha, rho, self.b0, self.beta)
-        else:
-            state, params = F.LIFState(v=zero, z=zero), F.LIFParameters(alpha, self.b0)
-            th = torch.full_like(zero, self.b0)
         for x_t in x.unbind(1):
-            current = x_t @ w_in.t()
-            if w_rec is not None:
-                current = current + state.z @ w_rec.t()
-            if self.adaptive:
-                z, state, th = F.alif_step(current, state, params)
-            else:
-                z, state = F.lif_step(current, state, params)
+            z, state = self._step(x_t, state, w_in, w_rec, params)
             z_seq.append(z)
             v_seq.append(state.v)
-            th_seq.append(th)
+            th_seq.append(self.neuron.threshold(state, params))
         return LayerRecord(torch.stack(z_seq, 1), torch.stack(v_seq, 1), torch.stack(th_seq, 1))
 
+    def initial_state(self, batch: int, *, like: torch.Tensor | None = None):
+        """The neuron module's state before step 0 for ``batch`` samples (dtype and device of
+        ``like``, else of the weights)."""
+        like = self.weight if like is None else like
+        return self.neuron.initial_state(self.neuron_parameters(), like.new_zeros(batch, self.size))
 
-class RecurrentALIFLayer(ALIFLayer):
-    """:class:`ALIFLayer` with all-to-all recurrent weights: ``I_t = W_in x_t + W_rec z_{t-1}``.
+    def step(self, x_t: torch.Tensor, state) -> tuple[torch.Tensor, object]:
+        """One step: inputs ``x_t`` ``[batch, input_size]`` and the state entering the step ->
+        ``(z_t, state)``."""
+        return self._step(x_t, state, self.input_weight(), self.recurrent_weight(), self.neuron_parameters())
+
+    def _step(self, x_t, state, w_in, w_rec, params):
+        current = x_t @ w_in.t()
+        if w_rec is not None:
+            current = current + state.z @ w_rec.t()
+        return self.neuron.step(current, state, params)
+
+
+class RecurrentSpikingLayer(SpikingLayer):
+    """:class:`SpikingLayer` with all-to-all recurrent weights: ``I_t = W_in x_t + W_rec z_{t-1}``.
 
     ``W_rec`` starts orthogonal (gain ``recurrent_gain``), as in the authors' code.
     """
@@ -225,9 +264,10 @@ class RecurrentALIFLayer(ALIFLayer):
 
 
 class LeakyReadout(nn.Module):
-    """Non-spiking leaky integrators: ``o_t = alpha_o * o_{t-1} + (1 - alpha_o) * W_o z_t``,
-    with a learned per-output ``tau`` (steps) clamped into ``tau_bounds``; ``qat_weight_bits``
-    as for :class:`ALIFLayer` (the folded ``(1 - alpha_o) W_o`` is fake-quantized)."""
+    """Non-spiking leaky integrators: ``o_t = alpha_o * o_{t-1} + (1 - alpha_o) * W_o z_t``
+    (:mod:`gesture_snn.neurons.readout`), with a learned per-output ``tau`` (steps) clamped into
+    ``tau_bounds``; ``qat_weight_bits`` as for :class:`SpikingLayer` (the folded
+    ``(1 - alpha_o) W_o`` is fake-quantized)."""
 
     def __init__(
         self,
@@ -257,7 +297,7 @@ class LeakyReadout(nn.Module):
 
     def decay(self) -> torch.Tensor:
         """``alpha_o`` per output."""
-        return F.tau_to_decay(self.tau.clamp(*self.tau_bounds))
+        return tau_to_decay(self.tau.clamp(*self.tau_bounds))
 
     @torch.no_grad()
     def constrain_(self) -> None:
@@ -266,15 +306,19 @@ class LeakyReadout(nn.Module):
     def forward(self, z: torch.Tensor, *, implementation: str = "fused") -> torch.Tensor:
         """Spikes ``[batch, T, input_size]`` -> readout ``[batch, T, size]``."""
         alpha = self.decay()
-        current = F.spike_linear(z, self.weight_matrix())
+        current = spike_linear(z, self.weight_matrix())
         if implementation == "fused":
-            return F.leaky_integrate(current.transpose(0, 1), alpha).transpose(0, 1)
+            return leaky_integrate(current.transpose(0, 1), alpha).transpose(0, 1)
         o = current.new_zeros(current.shape[0], self.size)
         out = []
         for c in current.unbind(1):
-            o = F.leaky_readout_step(c, o, alpha)
+            o = leaky_readout_step(c, o, alpha)
             out.append(o)
         return torch.stack(out, 1)
+
+    def step(self, z_t: torch.Tensor, o: torch.Tensor) -> torch.Tensor:
+        """One step: spikes ``z_t`` ``[batch, input_size]`` and ``o_{t-1}`` -> ``o_t``."""
+        return leaky_readout_step(spike_linear(z_t, self.weight_matrix()), o, self.decay())
 
 
 def decode_scores(readout: torch.Tensor, decode: str) -> torch.Tensor:
@@ -300,17 +344,17 @@ class SRNN(nn.Module):
     """The spiking recurrent network of a :class:`~gesture_snn.config.ModelConfig`.
 
     ``forward(x)`` takes ``x`` float ``[batch, T, n_inputs]`` (binary spikes or event counts, as
-    :func:`gesture_snn.data.make_loader` yields) and returns an :class:`SRNNOutput`; the state
-    starts at zero for every sample.
+    :func:`gesture_snn.framing.make_loader` yields) and returns an :class:`SRNNOutput`; the state
+    starts at zero for every sample. :meth:`initial_state` and :meth:`step` run the same network
+    one step (one time bin) at a time, for a live stream.
     """
 
     def __init__(self, config: ModelConfig, *, implementation: str = "fused"):
         super().__init__()
         self.config = config
         self.implementation = implementation
-        adaptive = config.neuron == "alif"
         neuron = dict(
-            adaptive=adaptive,
+            neuron=config.neuron,
             b0=config.b0,
             beta=config.beta,
             tau_m=config.tau_m_init,
@@ -319,13 +363,13 @@ class SRNN(nn.Module):
             tau_adp_bounds=config.tau_adp_bounds,
             b_init=config.b_init,
         )
-        layers: list[ALIFLayer] = []
+        layers: list[SpikingLayer] = []
         size = config.n_inputs
         if config.feedforward:
-            layers.append(ALIFLayer(input_size=size, size=config.feedforward, **neuron))
+            layers.append(SpikingLayer(input_size=size, size=config.feedforward, **neuron))
             size = config.feedforward
         for hidden in config.hidden:
-            layers.append(RecurrentALIFLayer(input_size=size, size=hidden, recurrent_gain=config.recurrent_gain, **neuron))
+            layers.append(RecurrentSpikingLayer(input_size=size, size=hidden, recurrent_gain=config.recurrent_gain, **neuron))
             size = hidden
         self.layers = nn.ModuleList(layers)
         self.readout = LeakyReadout(
@@ -368,6 +412,32 @@ class SRNN(nn.Module):
             h = records[-1].z
         readout = self.readout(h, implementation=self.implementation)
         return SRNNOutput(readout, tuple(r.z for r in records), tuple(records) if record else None)
+
+    def initial_state(self, batch: int = 1) -> SRNNState:
+        """The state before the first :meth:`step`: every layer's initial state, readout 0."""
+        w = self.readout.weight
+        return SRNNState(
+            tuple(layer.initial_state(batch) for layer in self.layers), w.new_zeros(batch, self.config.n_outputs)
+        )
+
+    def step(self, x_t: torch.Tensor, state: SRNNState | None = None) -> tuple[torch.Tensor, SRNNState]:
+        """One step (one time bin) of the network: inputs ``x_t`` ``[batch, n_inputs]`` and the
+        state after the previous step (None: :meth:`initial_state`) -> ``(o_t, state)``, the
+        readout ``[batch, n_out]`` and the state for the next step.
+
+        Stepping along ``x[:, t]`` for t = 0 .. T-1 gives the spikes and readout of
+        ``forward(x)`` at every step. Wrap it in :func:`torch.no_grad` on a live stream.
+        """
+        if x_t.dim() != 2 or x_t.shape[-1] != self.config.n_inputs:
+            raise ValueError(f"SRNN.step expects input [batch, {self.config.n_inputs}], got {tuple(x_t.shape)}")
+        if state is None:
+            state = self.initial_state(x_t.shape[0])
+        h, layer_states = x_t, []
+        for layer, layer_state in zip(self.layers, state.layers):
+            h, layer_state = layer.step(h, layer_state)
+            layer_states.append(layer_state)
+        o = self.readout.step(h, state.readout)
+        return o, SRNNState(tuple(layer_states), o)
 
     def scores(self, output: SRNNOutput) -> torch.Tensor:
         """Class scores ``[batch, n_out]`` per the configured decoding."""

@@ -11,7 +11,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from gesture_snn.rundir import atomic_write
+from gesture_snn.spec.files import atomic_write
 
 __all__ = ["accuracy_energy_front", "confusion_matrix", "control_bars", "latency_accuracy", "learning_curves",
            "spike_raster", "time_constants"]

@@ -1,4 +1,4 @@
-"""Float SRNN parameters -> :class:`~gesture_snn.intnet.IntegerNetwork` (docs/fixed_point.md).
+"""Float SRNN parameters -> :class:`~gesture_snn.spec.intnet.IntegerNetwork` (docs/fixed_point.md).
 
 :func:`quantize_network` takes the float parameters of ``SRNN.hardware_parameters()`` (one
 recurrent ALIF layer, weights before folding) and
@@ -7,8 +7,8 @@ recurrent ALIF layer, weights before folding) and
    row k of ``w_out``;
 2. gives each folded matrix a power-of-two scale ``2^e`` with ``e`` the largest integer for which
    every weight rounds into range, ``round(max|W| * 2^e) <= wmax = 2^(weight_bits-1) - 1``
-   (:func:`weight_exponent`), and rounds ``W * 2^e`` half up (``floor(x + 1/2)``, the rounding
-   of the spec's ``decay``);
+   (:func:`~gesture_snn.spec.fixed_point.weight_exponent`), and rounds ``W * 2^e`` half up
+   (``floor(x + 1/2)``, the rounding of the spec's ``decay``);
 3. picks the membrane exponent ``e_v``: the largest one for which the highest threshold
    ``(b0 + beta) * 2^e_v`` times ``membrane_headroom`` still fits the membrane, and not more than
    15 above the input/recurrent weight exponents (``shift_in``, ``shift_rec`` <= 15); a weight
@@ -20,11 +20,12 @@ Anything that does not fit its declared width is refused with a :class:`Quantiza
 names the parameter, its value and the width; saturation of *states* is not refused here but
 counted by the golden model.
 
-Quantization-aware training uses :func:`fake_quantize_folded` (PyTorch, straight-through
-gradient), which applies the weight rule of steps 1-2 to the float weights in the forward pass.
-(Step 3 can lower a weight exponent further when a matrix's weights are finer than one membrane
-unit; QAT ignores that rare case.) Quantizing fake-quantized weights again gives the same
-integers, so a QAT model's hooks may return fake-quantized weights to ``hardware_parameters()``.
+Quantization-aware training uses :func:`gesture_snn.qat.fake_quantize_folded` (PyTorch,
+straight-through gradient), which applies the weight rule of steps 1-2 (the rounding of
+:mod:`gesture_snn.spec.fixed_point`) to the float weights in the forward pass. (Step 3 can
+lower a weight exponent further when a matrix's weights are finer than one membrane unit; QAT
+ignores that rare case.) Quantizing fake-quantized weights again gives the same integers, so a
+QAT model's hooks may return fake-quantized weights to ``hardware_parameters()``.
 """
 
 from __future__ import annotations
@@ -34,17 +35,14 @@ from typing import Mapping
 
 import numpy as np
 
-from gesture_snn.errors import UserError
-from gesture_snn.intnet import EXP_LIMITS, SHIFT_LIMITS, WIDTH_LIMITS, IntegerNetwork
+from gesture_snn.spec.errors import UserError
+from gesture_snn.spec.fixed_point import round_half_up, weight_exponent
+from gesture_snn.spec.intnet import EXP_LIMITS, SHIFT_LIMITS, WIDTH_DEFAULTS, WIDTH_LIMITS, IntegerNetwork
 
 __all__ = [
     "DEFAULT_MEMBRANE_HEADROOM",
     "QuantizationError",
     "quantize_network",
-    "weight_exponent",
-    "round_half_up",
-    "fake_quantize",
-    "fake_quantize_folded",
 ]
 
 #: The membrane range holds this many times the highest threshold (b0 + beta), so that the
@@ -58,41 +56,15 @@ class QuantizationError(UserError, ValueError):
     """Float parameters that cannot become the integer network of docs/fixed_point.md."""
 
 
-def round_half_up(x: np.ndarray) -> np.ndarray:
-    """``floor(x + 1/2)`` as int64: round to nearest, ties towards +infinity."""
-    return np.floor(np.asarray(x, np.float64) + 0.5).astype(np.int64)
-
-
-def weight_exponent(max_abs: float, weight_bits: int) -> int | None:
-    """Largest ``e`` with ``round(max_abs * 2^e) <= wmax = 2^(weight_bits-1) - 1`` (round half
-    up: ``max_abs * 2^e < wmax + 1/2``); None for an all-zero matrix.
-
-    Rounding first makes the rule robust to float noise: weights that already lie on a grid
-    ``k * 2^-e`` (fake-quantized by QAT, then folded again in another precision) keep ``e`` even
-    when the largest, ``wmax * 2^-e``, comes back a few ulps too large.
-    Clamped to the exponent range of :class:`IntegerNetwork` scales.
-    """
-    if max_abs == 0:
-        return None
-    wmax = (1 << (weight_bits - 1)) - 1
-    e = math.floor(math.log2(wmax / max_abs))
-    # guard against log2 rounding at exact powers of two
-    while max_abs * 2.0**e >= wmax + 0.5:
-        e -= 1
-    while max_abs * 2.0 ** (e + 1) < wmax + 0.5:
-        e += 1
-    return int(min(max(e, EXP_LIMITS[0]), EXP_LIMITS[1]))
-
-
 def quantize_network(
     params: Mapping,
     *,
-    weight_bits: int = 8,
-    decay_bits: int = 12,
-    membrane_bits: int = 16,
-    adaptation_bits: int = 16,
-    readout_bits: int = 24,
-    score_bits: int = 32,
+    weight_bits: int = WIDTH_DEFAULTS["weight_bits"],
+    decay_bits: int = WIDTH_DEFAULTS["decay_bits"],
+    membrane_bits: int = WIDTH_DEFAULTS["membrane_bits"],
+    adaptation_bits: int = WIDTH_DEFAULTS["adaptation_bits"],
+    readout_bits: int = WIDTH_DEFAULTS["readout_bits"],
+    score_bits: int = WIDTH_DEFAULTS["score_bits"],
     membrane_headroom: float = DEFAULT_MEMBRANE_HEADROOM,
 ) -> IntegerNetwork:
     """Quantize float SRNN parameters (``SRNN.hardware_parameters()``) to an :class:`IntegerNetwork`.
@@ -230,38 +202,3 @@ def _fit_unsigned(name: str, source: str, scaled: np.ndarray, bits: int, width_n
             f"[0, {(1 << bits) - 1}] ({width_name}, {width} bits); widen it"
         )
     return q
-
-
-# ------------------------------------------------------------------------------------------------
-# Fake quantization for quantization-aware training (PyTorch)
-
-
-def fake_quantize(w, bits: int):
-    """Fake-quantize a float tensor with the quantizer's weight rule, straight-through gradient.
-
-    Forward: ``floor(w * 2^e + 1/2) / 2^e`` with ``e = weight_exponent(max|w|, bits)`` (computed
-    from the current values, not differentiated), so every value lies on the grid the integer
-    network will use. Backward: identity (the straight-through estimator).
-    """
-    import torch
-
-    max_abs = float(w.detach().abs().max()) if w.numel() else 0.0
-    e = weight_exponent(max_abs, bits)
-    if e is None:
-        return w
-    scale = 2.0**e
-    quantized = torch.floor(w.detach() * scale + 0.5) / scale
-    return w + (quantized - w.detach())
-
-
-def fake_quantize_folded(w, alpha, bits: int):
-    """``w`` such that ``(1 - alpha) * (w @ x)`` uses the fake-quantized folded weights.
-
-    The float model multiplies currents by ``(1 - alpha_j)`` itself; the integer network folds
-    that factor into row j before quantizing. This returns
-    ``fake_quantize((1 - alpha)[:, None] * w, bits) / (1 - alpha)[:, None]``: drop-in for
-    ``w_in``, ``w_rec`` (with the membrane ``alpha``) and ``w_out`` (with ``alpha_out``) in the
-    forward pass. Gradients reach ``w`` (straight through the rounding) and ``alpha``.
-    """
-    gain = (1.0 - alpha)[:, None]
-    return fake_quantize(gain * w, bits) / gain

@@ -13,7 +13,7 @@ From the decisions of every recording:
   from which the decision stays right to the end (median, mean, 90th percentile, in ms); the
   fraction of recordings that reach a stable right decision.
 
-The recordings are framed whole with the run's bin and frame size (:func:`gesture_snn.data.recording_steps`),
+The recordings are framed whole with the run's bin and frame size (:func:`gesture_snn.framing.recording_steps`),
 without a frame cache (one test split of whole recordings fits in memory: N x T x n_in bytes).
 """
 
@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gesture_snn.errors import UserError
+from gesture_snn.spec.errors import UserError
 from gesture_snn.stats import accuracy_summary
 
 __all__ = ["WholeRecordings", "decisions_float", "decisions_integer", "load_whole_recordings", "stream_run",
@@ -53,12 +53,13 @@ class WholeRecordings:
 
 def load_whole_recordings(root: str | os.PathLike, config, *, train: bool = False, limit: int | None = None,
                           progress: bool = False) -> WholeRecordings:
-    """Frame every recording of a split whole (``config``: a :class:`~gesture_snn.data.FrameConfig`;
+    """Frame every recording of a split whole (``config``: a :class:`~gesture_snn.framing.FrameConfig`;
     its window is ignored). ``limit``: only the first recordings. UserError, naming the file, for a
     recording shorter than one bin."""
     from tqdm.auto import tqdm
 
-    from gesture_snn.data import Recordings, events_to_frames, recording_steps
+    from gesture_snn.data import Recordings
+    from gesture_snn.framing import events_to_frames, recording_steps
 
     recordings = Recordings(root, train=train)
     count = len(recordings) if limit is None else min(limit, len(recordings))
@@ -160,8 +161,8 @@ def stream_run(run_dir: str | os.PathLike, *, integer: bool = True, data=None, l
     it has one and ``integer``, its integer network (golden model); write the ``streaming`` section of
     ``RUN/report.json`` and ``RUN/plots/latency_accuracy.png``; return the section."""
     from gesture_snn import plots
-    from gesture_snn.rundir import update_report
-    from gesture_snn.train import load_model
+    from gesture_snn.checkpoints import load_model
+    from gesture_snn.rundir import IntegerRun, Section, integer_dir, plot_name, plot_path, update_report
 
     run_dir = Path(run_dir)
     model, config = load_model(run_dir, "best")
@@ -173,16 +174,14 @@ def stream_run(run_dir: str | os.PathLike, *, integer: bool = True, data=None, l
     float_decisions = decisions_float(model, recordings)
     section = {"window_steps": config.frames.n_steps, "float": summarize(float_decisions, recordings)}
     curves = {"float network": section["float"]["curve"]}
-    if integer and (run_dir / "integer").exists():
-        from gesture_snn.runs import IntegerRun
-
+    if integer and integer_dir(run_dir).exists():
         net = IntegerRun.load(run_dir).network
         decided, saturation = decisions_integer(net, recordings)
         section["integer"] = {**summarize(decided, recordings), "saturation_events": saturation}
         section["integer_float_agreement_at_end"] = float(np.mean(
             [a[-1] == b[-1] for a, b in zip(decided, float_decisions)]))
         curves["integer network (golden model)"] = section["integer"]["curve"]
-    plots.latency_accuracy(curves, run_dir / "plots" / "latency_accuracy.png")
-    section["plot"] = "plots/latency_accuracy.png"
-    update_report(run_dir, "streaming", section)
+    plots.latency_accuracy(curves, plot_path(run_dir, "latency_accuracy.png"))
+    section["plot"] = plot_name("latency_accuracy.png")
+    update_report(run_dir, Section.STREAMING, section)
     return section

@@ -6,7 +6,7 @@
     RUNDIR/metrics.jsonl           one JSON object per finished epoch
     RUNDIR/checkpoints/last.pt     model, optimiser, scheduler, epoch, config, metrics
     RUNDIR/checkpoints/best.pt     the same for the epoch with the best validation accuracy so far
-    RUNDIR/report.json             section "train" (gesture_snn.rundir.update_report)
+    RUNDIR/report.json             section "train" (the names are gesture_snn.rundir's)
 
 Model selection never looks at the test users. The training split's users in
 ``TrainConfig.val_users`` are held out as the validation split (DVS128 Gesture has none); every
@@ -61,37 +61,23 @@ from typing import Callable
 import numpy as np
 import torch
 
+from gesture_snn import evaluate as evaluation
+from gesture_snn.checkpoints import (
+    CHECKPOINT_FORMAT,
+    load_checkpoint,
+    load_model,
+    resolve_checkpoint,
+    resolve_device,
+    save_checkpoint,
+)
 from gesture_snn.config import RunConfig
-from gesture_snn.errors import UserError
-from gesture_snn.rundir import atomic_write, atomic_write_bytes, remove_stale_temps, update_report
+from gesture_snn.energy import NetworkShape
+from gesture_snn.rundir import CHECKPOINT_DIR, CONFIG_NAME, METRICS_NAME, Section, checkpoint_name, checkpoint_path, update_report
+from gesture_snn.spec.errors import UserError
+from gesture_snn.spec.files import atomic_write, remove_stale_temps
 from gesture_snn.stats import accuracy_summary
 
-__all__ = [
-    "CHECKPOINT_FORMAT",
-    "Distributed",
-    "check_against_report",
-    "checkpoint_path",
-    "finished",
-    "load_checkpoint",
-    "load_model",
-    "random_shift",
-    "resolve_checkpoint",
-    "resolve_device",
-    "split_validation",
-    "train",
-]
-
-CONFIG_NAME = "config.json"
-METRICS_NAME = "metrics.jsonl"
-CHECKPOINT_DIR = "checkpoints"
-CHECKPOINT_FORMAT = 2  # 2: with the sha256 digest of the content
-
-
-def checkpoint_path(run_dir: str | os.PathLike, which: str = "last") -> Path:
-    """``RUNDIR/checkpoints/<which>.pt`` (``which`` is ``"last"`` or ``"best"``)."""
-    if which not in ("last", "best"):
-        raise ValueError(f"which must be 'last' or 'best', not {which!r}")
-    return Path(run_dir) / CHECKPOINT_DIR / f"{which}.pt"
+__all__ = ["Distributed", "random_shift", "split_validation", "train"]
 
 
 @dataclass(frozen=True)
@@ -132,139 +118,6 @@ class Distributed:
         return tensor.tolist()
 
 
-def resolve_device(name: str, *, local_rank: int = 0) -> torch.device:
-    """``"auto"`` (CUDA if available), ``"cpu"`` or ``"cuda"`` -> a :class:`torch.device`."""
-    if name not in ("auto", "cpu", "cuda"):
-        raise UserError(f"--device must be auto, cpu or cuda, not {name!r}")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device cuda: no CUDA device is available (use --device cpu or auto)")
-    if name == "cpu" or not torch.cuda.is_available():
-        return torch.device("cpu")
-    return torch.device("cuda", local_rank % torch.cuda.device_count())
-
-
-def _digest(obj) -> str:
-    """sha256 of a checkpoint's content: every tensor's dtype, shape and bytes and every other
-    value, walked in a fixed order (so it does not depend on torch's file layout or on
-    ``map_location``)."""
-    import hashlib
-
-    h = hashlib.sha256()
-
-    def walk(value):
-        if isinstance(value, torch.Tensor):
-            t = value.detach().cpu().contiguous().reshape(-1)
-            h.update(f"T{t.dtype}{tuple(value.shape)}:".encode())
-            h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-        elif isinstance(value, dict):
-            h.update(f"D{len(value)}:".encode())
-            for key in sorted(value, key=lambda k: (type(k).__name__, repr(k))):
-                h.update(f"{type(key).__name__}:{key!r}=".encode())
-                walk(value[key])
-        elif isinstance(value, (list, tuple)):
-            h.update(f"{type(value).__name__[0]}{len(value)}:".encode())
-            for item in value:
-                walk(item)
-        else:
-            h.update(f"{type(value).__name__}:{value!r};".encode())
-
-    walk(obj)
-    return h.hexdigest()
-
-
-def _save(path: Path, obj) -> None:
-    """Write a checkpoint atomically with ``sha256``, the digest of its content, inside it."""
-    import io
-
-    buffer = io.BytesIO()
-    torch.save({**obj, "sha256": _digest(obj)}, buffer)
-    atomic_write_bytes(path, buffer.getvalue(), hint="the checkpoint is written at the end of every epoch")
-
-
-def _non_finite(checkpoint: dict) -> str | None:
-    """The name of the first model parameter or optimiser state that is NaN or infinite, or None."""
-    for name, value in (checkpoint.get("model") or {}).items():
-        if isinstance(value, torch.Tensor) and value.is_floating_point() and not torch.isfinite(value).all():
-            return f"model parameter {name}"
-    for index, state in ((checkpoint.get("optimizer") or {}).get("state") or {}).items():
-        for name, value in state.items():
-            if isinstance(value, torch.Tensor) and value.is_floating_point() and not torch.isfinite(value).all():
-                return f"optimiser state {name} of parameter {index}"
-    return None
-
-
-def load_checkpoint(path: str | os.PathLike, *, map_location="cpu") -> dict:
-    """Read and verify a checkpoint written by :func:`train`.
-
-    UserError naming the file if it is missing, unreadable, not a gesture-snn checkpoint, if its
-    content does not match the sha256 digest stored inside it (the file was damaged after it was
-    written) or if a parameter is not finite. A checkpoint of format 1 (before digests) is only
-    checked for finite parameters.
-    """
-    path = Path(path)
-    if not path.exists():
-        raise UserError(f"checkpoint {path} does not exist; train first (gesture-snn train --run ...)")
-    damaged = (f"; it cannot be used: restore it, or delete the run's checkpoints and train again "
-               f"(a damaged last.pt cannot be resumed)")
-    try:
-        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # torch raises many kinds for a damaged file
-        raise UserError(f"checkpoint {path} is unreadable (damaged or truncated: {str(exc).splitlines()[0][:200]})"
-                        f"{damaged}") from None
-    if not isinstance(checkpoint, dict) or checkpoint.get("format") not in (1, CHECKPOINT_FORMAT):
-        raise UserError(f"{path} is not a gesture-snn checkpoint (format {CHECKPOINT_FORMAT})")
-    if checkpoint["format"] >= 2:
-        stored = checkpoint.pop("sha256", None)
-        if stored is None or _digest(checkpoint) != stored:
-            raise UserError(f"checkpoint {path} is damaged: its content does not match the sha256 digest stored in "
-                            f"it{damaged}")
-    bad = _non_finite(checkpoint)
-    if bad is not None:
-        raise UserError(f"checkpoint {path} is damaged: {bad} is not finite (NaN or infinite){damaged}")
-    return checkpoint
-
-
-def resolve_checkpoint(path: str | os.PathLike) -> Path:
-    """A checkpoint file, or a run directory's ``checkpoints/best.pt``."""
-    path = Path(path)
-    return checkpoint_path(path, "best") if path.is_dir() else path
-
-
-def check_against_report(run_dir: str | os.PathLike, which: str, checkpoint: dict) -> None:
-    """UserError unless the ``which`` checkpoint is the one ``report.json`` names: ``best.pt``
-    holds the report's ``best_epoch``, ``last.pt`` its ``epochs_completed`` (a run interrupted
-    between its writes; ``train --resume`` repairs it). No report, no check."""
-    from gesture_snn.rundir import read_report
-
-    section = read_report(run_dir).get("train")
-    if not isinstance(section, dict):
-        return
-    named = section.get("best_epoch" if which == "best" else "epochs_completed")
-    if named is not None and checkpoint.get("epoch") != named:
-        raise UserError(
-            f"{checkpoint_path(run_dir, which)} holds epoch {checkpoint.get('epoch')} but {Path(run_dir) / 'report.json'} "
-            f"names epoch {named} as the {'selected' if which == 'best' else 'last'} one: the training run was "
-            f"interrupted between its writes; finish it with gesture-snn train --run {run_dir} --resume"
-        )
-
-
-def load_model(run_dir: str | os.PathLike, which: str = "best", *, device="cpu"):
-    """The trained model of a run directory: ``(model in eval mode, RunConfig)`` (an
-    :class:`~gesture_snn.model.SRNN` or, for a control run, its architecture).
-
-    The checkpoint is verified (:func:`load_checkpoint`) and must be the one the run's report
-    names (:func:`check_against_report`)."""
-    from gesture_snn.architectures import build_model
-
-    checkpoint = load_checkpoint(checkpoint_path(run_dir, which), map_location=device)
-    check_against_report(run_dir, which, checkpoint)
-    config = RunConfig.from_dict(checkpoint["config"])
-    model = build_model(config.model).to(device)
-    model.load_state_dict(checkpoint["model"])
-    model.eval()
-    return model, config
-
-
 def _repair_best(run_dir: Path, last_checkpoint: dict, device) -> None:
     """On resume: make ``best.pt`` the epoch ``last.pt`` names as the best.
 
@@ -286,20 +139,13 @@ def _repair_best(run_dir: Path, last_checkpoint: dict, device) -> None:
     if named != last_checkpoint["epoch"]:
         raise UserError(f"{best_path} does not hold epoch {named}, the best epoch that {checkpoint_path(run_dir)} "
                         f"names, and it cannot be rebuilt (only the last epoch's state is kept); train again")
-    _save(best_path, last_checkpoint)
+    save_checkpoint(best_path, last_checkpoint)
 
 
 def _load_split(config: RunConfig, *, train: bool, progress: bool):
-    from gesture_snn.data import load_frames
+    from gesture_snn.framing import load_frames
 
     return load_frames(config.data, train=train, config=config.frames, progress=progress)
-
-
-def finished(run_dir: str | os.PathLike) -> bool:
-    """Whether ``run_dir`` holds a finished training run (its test result is in the report)."""
-    from gesture_snn.rundir import read_report
-
-    return Path(run_dir).is_dir() and "test" in read_report(run_dir).get("train", {})
 
 
 def split_validation(train_set, val_users, *, test_users=()):
@@ -352,14 +198,14 @@ def train(
     progress:
         Progress bar and one summary line per epoch (rank 0).
     train_set, test_set:
-        :class:`~gesture_snn.data.FrameSet` s to use instead of loading ``config.data``; the
+        :class:`~gesture_snn.framing.FrameSet` s to use instead of loading ``config.data``; the
         validation users (``config.train.val_users``) are taken out of ``train_set``.
     on_epoch_end:
         Called with each epoch's metrics after its files are written.
     """
     from gesture_snn.architectures import build_model
-    from gesture_snn.data import CLASSES, make_loader
-    from gesture_snn.evaluate import NetworkShape, evaluate, float_predictor
+    from gesture_snn.data import CLASSES
+    from gesture_snn.framing import make_loader
 
     run_dir = Path(run_dir)
     dist = Distributed.from_env()
@@ -453,7 +299,7 @@ def train(
             config.save(run_dir / CONFIG_NAME)
             _write_metrics(run_dir, history)  # drops lines of an epoch whose checkpoint never landed
             if checkpoint is not None:  # the report follows last.pt from here on (see docs/reliability.md)
-                update_report(run_dir, "train", _report(config, history, best, dist, dev, split, stopped_early))
+                update_report(run_dir, Section.TRAIN, _report(config, history, best, dist, dev, split, stopped_early))
 
         for epoch in range(start_epoch, cfg.epochs):
             started = time.perf_counter()
@@ -485,7 +331,7 @@ def train(
                       "qat_weight_bits": model.qat_weight_bits}
             if dist.is_main:
                 model.eval()
-                result = evaluate(float_predictor(model, device=dev), val_loader, shape=shape, n_classes=len(CLASSES))
+                result = evaluation.evaluate(evaluation.float_predictor(model, device=dev), val_loader, shape=shape, n_classes=len(CLASSES))
                 record.update(val_loss=result.loss, val_accuracy=result.accuracy, val_firing_rates=result.firing_rates)
                 record["seconds"] = time.perf_counter() - started
                 record.update(peak_memory_bytes=memory.peak(), peak_memory_measure=memory.measure)
@@ -507,11 +353,11 @@ def train(
                 }
                 # last.pt first: a kill before best.pt lands leaves a last.pt naming its own epoch as the best,
                 # which --resume copies to best.pt; best.pt is never ahead of last.pt (docs/reliability.md)
-                _save(last, state)
+                save_checkpoint(last, state)
                 if best["epoch"] == epoch + 1:
-                    _save(checkpoint_path(run_dir, "best"), state)
+                    save_checkpoint(checkpoint_path(run_dir, "best"), state)
                 _write_metrics(run_dir, history)
-                update_report(run_dir, "train", _report(config, history, best, dist, dev, split, stopped_early))
+                update_report(run_dir, Section.TRAIN, _report(config, history, best, dist, dev, split, stopped_early))
                 if progress:
                     _print_epoch(record, cfg.epochs)
             else:
@@ -532,18 +378,18 @@ def train(
             test_loader = make_loader(test_set, batch_size=cfg.batch_size, shuffle=False)
             # load_model checks each checkpoint against the report: best.pt holds epoch best["epoch"],
             # last.pt epoch len(history)
-            selected = float_predictor(load_model(run_dir, "best", device=dev)[0], device=dev)
-            final = float_predictor(load_model(run_dir, "last", device=dev)[0], device=dev)
+            selected = evaluation.float_predictor(load_model(run_dir, "best", device=dev)[0], device=dev)
+            final = evaluation.float_predictor(load_model(run_dir, "last", device=dev)[0], device=dev)
             for key, which, epoch, predict, frameset, loader in (
                 ("val", "best", best["epoch"], selected, val_set, val_loader),
                 ("test", "best", best["epoch"], selected, test_set, test_loader),
                 ("test_last", "last", len(history), final, test_set, test_loader),
             ):
-                result = evaluate(predict, loader, shape=shape, n_classes=len(CLASSES))
+                result = evaluation.evaluate(predict, loader, shape=shape, n_classes=len(CLASSES))
                 report[key] = _test_record(result, frameset, which, epoch, bin_ms=config.frames.bin_ms)
             report["test_accuracy"] = report["test"]["accuracy"]
             report["final_test_accuracy"] = report["test_last"]["accuracy"]
-            update_report(run_dir, "train", report)
+            update_report(run_dir, Section.TRAIN, report)
         dist.barrier()
         return report
     finally:
@@ -577,7 +423,7 @@ def _test_record(result, test_set, which: str, epoch: int, *, bin_ms: float) -> 
         per_user[str(user)] = float(correct[mask].mean())
     summary = accuracy_summary(correct, test_set.users)
     return {
-        "checkpoint": f"{CHECKPOINT_DIR}/{which}.pt",
+        "checkpoint": checkpoint_name(which),
         "epoch": epoch,
         "accuracy": result.accuracy,
         "ci95": summary["ci95"],
@@ -771,7 +617,7 @@ def _report(config: RunConfig, history: list[dict], best: dict, dist: Distribute
         "epochs": cfg.epochs,
         "epochs_completed": len(history),
         "stopped_early": stopped_early,
-        "checkpoint": f"{CHECKPOINT_DIR}/best.pt",
+        "checkpoint": checkpoint_name("best"),
         "split": split,
         "selection": {
             "metric": "validation accuracy",

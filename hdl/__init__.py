@@ -4,6 +4,7 @@
 component, built from ``hdl.accumulator``, ``hdl.alif``, ``hdl.spike_list`` and ``hdl.readout``;
 ``hdl.sim`` simulates it against the golden model. docs/hardware.md describes the architecture.
 
-``hdl`` may import the integer-network specification from ``gesture_snn``; ``gesture_snn``
-imports ``hdl`` only from its command-line interface.
+From the project, ``hdl`` imports only the shared contract ``gesture_snn.spec`` (the integer
+network format, memory layout and serial protocol). It does not run the golden model itself: the
+comparisons of ``hdl.sim`` and ``hdl.cxxrtl`` take the golden trace from their caller.
 """

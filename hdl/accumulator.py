@@ -79,7 +79,7 @@ class EventAccumulator(wiring.Component):
     ``weights``: ``n_columns * blocks`` words of ``lanes`` signed ``weight_bits`` lanes, read only
     (or written through ``weight_write``); word ``c * blocks + b``, lane ``l`` holds
     ``weights[b * lanes + l, c]`` (zero beyond ``n_targets``). This is the packing of
-    :func:`gesture_snn.intnet.memory_images`. When written at run time it is a single-port memory
+    :func:`gesture_snn.spec.memory.memory_images`. When written at run time it is a single-port memory
     without initial contents (one address shared by reads and writes, the read disabled while
     writing): the shape Yosys maps to iCE40 SPRAM (``SB_SPRAM256KA``, no init in the bitstream).
     ``sums``: ``blocks`` words of ``lanes`` signed ``acc_bits`` lanes, all zero between flushes.

@@ -42,7 +42,7 @@ class AlifUpdate(wiring.Component):
 
     Parameters (keyword-only)
     -------------------------
-    network : gesture_snn.intnet.IntegerNetwork
+    network : gesture_snn.spec.intnet.IntegerNetwork
         Supplies ``n_rec``, the widths, ``acc_bits`` and the parameter vectors.
 
     Ports

@@ -20,7 +20,7 @@ from amaranth import ClockDomain, ClockSignal, Module, Mux, ResetSignal, Signal
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from gesture_snn.stream import DEFAULT_BAUD, DeviceInfo, LinkErrors
+from gesture_snn.spec.protocol import DEFAULT_BAUD, DeviceInfo, LinkErrors
 from hdl.core import NeuronCore, OutputKind
 from hdl.protocol import ERROR_BITS, CommandDecoder, ReplyEncoder
 from hdl import targets
@@ -35,7 +35,7 @@ __all__ = [
 class StatusLayout(data.StructLayout):
     """What :class:`SerialNeuronCore` shows on LEDs.
 
-    ``error``: a link error (:class:`~gesture_snn.stream.LinkErrors`) happened since the last
+    ``error``: a link error (:class:`~gesture_snn.spec.protocol.LinkErrors`) happened since the last
     IDENT; ``busy``: a sample is running (from its first input item to its class);
     ``prediction``: the low 4 bits of the last class sent.
     """
@@ -54,7 +54,7 @@ class SerialNeuronCore(wiring.Component):
 
     Parameters (keyword-only)
     -------------------------
-    network : gesture_snn.intnet.IntegerNetwork
+    network : gesture_snn.spec.intnet.IntegerNetwork
         The network (see :class:`~hdl.core.NeuronCore`).
     divisor : int
         Clock cycles per UART bit (:func:`hdl.uart.uart_divisor`), at least 4.
@@ -63,7 +63,7 @@ class SerialNeuronCore(wiring.Component):
         weights (LOAD_WEIGHT) before the first sample.
 
     Attributes: ``core`` (the :class:`~hdl.core.NeuronCore`), ``ident`` (the
-    :class:`~gesture_snn.stream.DeviceInfo` the IDENT frame reports), ``divisor``.
+    :class:`~gesture_snn.spec.protocol.DeviceInfo` the IDENT frame reports), ``divisor``.
 
     Ports
     -----
@@ -243,7 +243,7 @@ class BoardTop(wiring.Component):
     -------------------------
     target : hdl.targets.Target
         The build target: its board (``BOARDS[target.board]``), clock and default weight loading.
-    network : gesture_snn.intnet.IntegerNetwork
+    network : gesture_snn.spec.intnet.IntegerNetwork
     lanes, readout_lanes
         Passed to :class:`~hdl.core.NeuronCore`.
     weight_loading : bool or None

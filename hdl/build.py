@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping
 
-from gesture_snn.errors import UserError
+from gesture_snn.spec.errors import UserError
 from hdl.accumulator import RUNTIME_LOADED
 from hdl.targets import RamBlock, Target
 

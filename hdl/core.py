@@ -13,7 +13,8 @@ from amaranth import Module, Signal, unsigned
 from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from gesture_snn.intnet import IntegerNetwork, weight_memory_words
+from gesture_snn.spec.intnet import IntegerNetwork
+from gesture_snn.spec.memory import check_lanes, weight_memory_words
 from hdl.accumulator import EventAccumulator
 from hdl.alif import ALIF_LATENCY, AlifUpdate
 from hdl.primitives import index_shape
@@ -36,7 +37,7 @@ class CycleModel:
     """Geometry and clock cycles per time step of a :class:`NeuronCore` (docs/hardware.md).
 
     Usable without building the gateware (e.g. to check a cycle budget before synthesis).
-    Refuses a lane count the core cannot use.
+    Refuses a lane count the core cannot use (:func:`gesture_snn.spec.memory.check_lanes`).
 
     Parameters (keyword-only)
     -------------------------
@@ -55,27 +56,8 @@ class CycleModel:
     readout_lanes: int
 
     def __post_init__(self):
-        for name in ("n_in", "n_rec", "n_out"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} = {value!r}; expected a positive integer")
-        lanes, n_rec = self.lanes, self.n_rec
-        if isinstance(lanes, bool) or not isinstance(lanes, int) or lanes < 1:
-            raise ValueError(f"lanes = {lanes!r}; expected a positive integer (synaptic adders working in parallel)")
-        if lanes > n_rec:
-            raise ValueError(f"lanes = {lanes} exceeds n_rec = {n_rec}; each lane holds at least one neuron")
-        if n_rec % lanes:
-            divisors = [d for d in range(1, n_rec + 1) if n_rec % d == 0]
-            raise ValueError(
-                f"lanes = {lanes} does not divide n_rec = {n_rec}: every memory word holds one neuron per lane, "
-                f"so the last word would hold lanes without neurons; choose one of {divisors}"
-            )
-        readout_lanes = self.readout_lanes
-        if isinstance(readout_lanes, bool) or not isinstance(readout_lanes, int) or not 1 <= readout_lanes <= self.n_out:
-            raise ValueError(
-                f"readout_lanes = {readout_lanes!r}; expected an integer in [1, n_out = {self.n_out}] "
-                "(readout accumulators working in parallel)"
-            )
+        check_lanes(n_in=self.n_in, n_rec=self.n_rec, n_out=self.n_out, lanes=self.lanes,
+                    readout_lanes=self.readout_lanes)
 
     @property
     def blocks(self) -> int:
@@ -152,7 +134,7 @@ class WeightWriteLayout(data.StructLayout):
 
     ``memory``: 0 = the synaptic weights ``[w_in | w_rec]``, 1 = the readout weights ``w_out``;
     ``addr`` and ``data`` are as wide as the deeper / wider of the two (the upper bits are
-    ignored for the other); see :func:`gesture_snn.intnet.weight_memory_words` for the contents.
+    ignored for the other); see :func:`gesture_snn.spec.memory.weight_memory_words` for the contents.
     """
 
     def __init__(self, addr_bits: int, word_bits: int):
@@ -178,7 +160,7 @@ class NeuronCore(wiring.Component):
     Memories (all inside the units; docs/hardware.md has the full table)
     ---------------------------------------------------------------------
     ``synapses.weights``: ``[w_in | w_rec]`` columns, ``(n_in + n_rec) * blocks`` words of
-    ``lanes`` weights (``w_in`` and then ``w_rec`` images of :func:`gesture_snn.intnet.memory_images`).
+    ``lanes`` weights (``w_in`` and then ``w_rec`` images of :func:`gesture_snn.spec.memory.memory_images`).
     ``synapses.sums``: ``blocks`` words of ``lanes`` accumulators (``acc_bits``).
     ``neurons.state`` ``{v, a, z}`` and ``neurons.alpha/rho/adapt_inc/threshold_base``: ``n_rec`` words.
     ``spikes.indices``: ``n_rec`` neuron indices.
@@ -188,7 +170,7 @@ class NeuronCore(wiring.Component):
 
     Parameters (keyword-only)
     -------------------------
-    network : gesture_snn.intnet.IntegerNetwork
+    network : gesture_snn.spec.intnet.IntegerNetwork
         Sizes, widths and every memory's contents.
     lanes : int
         Synaptic accumulators updated per cycle: a divisor of ``n_rec``, 1 .. n_rec. Each event
@@ -229,8 +211,8 @@ class NeuronCore(wiring.Component):
 
     def __init__(self, *, network, lanes: int = 1, readout_lanes: int | None = None, weight_loading: bool = False):
         if not isinstance(network, IntegerNetwork):
-            raise TypeError(f"network must be a gesture_snn.intnet.IntegerNetwork; got {type(network).__name__}")
-        network.validate()  # sizes >= 1, widths inside intnet.WIDTH_LIMITS (all of which the datapath supports)
+            raise TypeError(f"network must be a gesture_snn.spec.intnet.IntegerNetwork; got {type(network).__name__}")
+        network.validate()  # sizes >= 1, widths inside spec.intnet.WIDTH_LIMITS (all of which the datapath supports)
         self.network = network
         if readout_lanes is None:
             readout_lanes = min(lanes, network.n_out) if isinstance(lanes, int) else 1  # bad lanes: refused below

@@ -18,9 +18,9 @@ for the preset, against 5 to 10 s with the compilation). Typical use::
 
     sim = CxxrtlSimulator(net, lanes=8, cache_dir=run / "build" / "cxxrtl")
     run = sim.run(x)                       # x [B, T, n_in], 0/1
-    mismatch = compare(run_golden(net, x), run.traces)
+    mismatch = compare(run_golden(net, x), run.traces)     # run_golden: gesture_snn.golden
 
-or ``sim.check_against_golden(x)``, the twin of :func:`hdl.sim.check_against_golden`.
+or ``sim.check_against_golden(x, run_golden)``, the twin of :func:`hdl.sim.check_against_golden`.
 """
 
 from __future__ import annotations
@@ -41,9 +41,10 @@ from typing import Callable
 import numpy as np
 from amaranth.hdl import Shape
 
-from gesture_snn.errors import UserError
+from gesture_snn.spec.errors import UserError
+from gesture_snn.spec.intnet import check_binary_input
 from hdl.core import InputKind, NeuronCore
-from hdl.sim import COMPARED_VARIABLES, CheckResult, HdlTrace, compare
+from hdl.sim import COMPARED_VARIABLES, CheckResult, HdlTrace, compare, golden_trace
 
 __all__ = ["CxxrtlRun", "CxxrtlSimulator", "default_cache_dir", "runtime_include_dir"]
 
@@ -136,7 +137,7 @@ class CxxrtlSimulator:
 
     Parameters (keyword-only)
     -------------------------
-    network : gesture_snn.intnet.IntegerNetwork
+    network : gesture_snn.spec.intnet.IntegerNetwork
     lanes, readout_lanes : int
         Passed to :class:`~hdl.core.NeuronCore`.
     cache_dir : path, optional
@@ -188,8 +189,6 @@ class CxxrtlSimulator:
         with combinational feedback need. Raises RuntimeError if the testbench fails (e.g. a step
         that never ends).
         """
-        from gesture_snn.golden import check_binary_input
-
         x = check_binary_input(x, self.network.n_in)
         samples, steps = x.shape[:2]
         record = self._record_dtype()
@@ -217,17 +216,17 @@ class CxxrtlSimulator:
         return CxxrtlRun(traces=_traces(records.reshape(samples, steps)), cycles=int(totals[0]),
                          seconds=float(totals[1]), cpu_seconds=float(totals[2]))
 
-    def check_against_golden(self, x, *, on_sample: Callable[[int], None] | None = None) -> CheckResult:
+    def check_against_golden(self, x, golden, *, on_sample: Callable[[int], None] | None = None) -> CheckResult:
         """Simulate ``x`` [B, T, n_in] and compare every value of every step with the golden model.
 
-        All samples are simulated in one run; like :func:`hdl.sim.check_against_golden`, the
-        result holds the traces up to and including the first mismatching sample, and that
-        sample's first mismatch. ``on_sample(index)`` is called as each sample finishes simulating.
+        ``golden``: the golden trace of ``x``, or a function ``golden(network, x)`` computing it
+        (as for :func:`hdl.sim.check_against_golden`). All samples are simulated in one run; like
+        :func:`hdl.sim.check_against_golden`, the result holds the traces up to and including the
+        first mismatching sample, and that sample's first mismatch. ``on_sample(index)`` is called
+        as each sample finishes simulating.
         """
-        from gesture_snn.golden import run_golden
-
         traces = self.run(x, on_sample=on_sample).traces
-        golden = run_golden(self.network, x)
+        golden = golden_trace(golden, self.network, x)
         bad = _first_differing_sample(golden, traces)
         if bad is None:
             return CheckResult(traces=traces, golden=golden, mismatch=None)

@@ -3,7 +3,7 @@
 :class:`CommandDecoder` turns received bytes into :class:`~hdl.core.NeuronCore` input items,
 weight writes and identification requests; :class:`ReplyEncoder` turns the core's output items
 and the identification into reply bytes. The protocol itself (codes, frame lengths, the IDENT
-frame) is defined once, in :mod:`gesture_snn.stream`, and docs/boards.md describes it; the
+frame) is defined once, in :mod:`gesture_snn.spec.protocol`, and docs/boards.md describes it; the
 board tops (:mod:`hdl.boards`) put a UART on either side.
 """
 
@@ -15,7 +15,7 @@ from amaranth import Module, Mux, Signal, unsigned
 from amaranth.lib import enum, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from gesture_snn.stream import (
+from gesture_snn.spec.protocol import (
     ADDRESS_BYTES,
     EVENT_BYTES,
     IDENT_FLAGS_OFFSET,
@@ -32,7 +32,7 @@ from hdl.primitives import index_shape
 
 __all__ = ["ERROR_BITS", "CommandDecoder", "ReplyEncoder"]
 
-#: Width of the error flags reported in IDENT (one bit per :class:`~gesture_snn.stream.LinkErrors` member).
+#: Width of the error flags reported in IDENT (one bit per :class:`~gesture_snn.spec.protocol.LinkErrors` member).
 ERROR_BITS = len(LinkErrors)
 
 
@@ -209,7 +209,7 @@ class ReplyEncoder(wiring.Component):
     -------------------------
     n_rec, n_out : int
         Sizes of the network (the widths of the core's output items).
-    ident : gesture_snn.stream.DeviceInfo
+    ident : gesture_snn.spec.protocol.DeviceInfo
         What IDENT reports (its ``errors`` field is ignored: the ``errors`` port supplies them).
 
     Ports
@@ -219,7 +219,7 @@ class ReplyEncoder(wiring.Component):
     identify : In(1)
         A pulse: send an IDENT frame (once, however many pulses arrive before it starts).
     errors : In(ERROR_BITS)
-        :class:`~gesture_snn.stream.LinkErrors` to report in the next IDENT frame.
+        :class:`~gesture_snn.spec.protocol.LinkErrors` to report in the next IDENT frame.
     errors_reported : Out(1)
         Pulses for one cycle when ``errors`` has been copied into an IDENT frame.
     bytes : Out(stream.Signature(unsigned(8)))
@@ -228,7 +228,7 @@ class ReplyEncoder(wiring.Component):
 
     def __init__(self, *, n_rec: int, n_out: int, ident: DeviceInfo):
         if not isinstance(ident, DeviceInfo):
-            raise TypeError(f"ident must be a gesture_snn.stream.DeviceInfo; got {type(ident).__name__}")
+            raise TypeError(f"ident must be a gesture_snn.spec.protocol.DeviceInfo; got {type(ident).__name__}")
         if (ident.n_rec, ident.n_out) != (n_rec, n_out):
             raise ValueError(f"ident describes {ident.n_rec} neurons and {ident.n_out} outputs, "
                              f"the encoder {n_rec} and {n_out}")

@@ -45,7 +45,7 @@ class ReadoutUpdate(wiring.Component):
 
     Parameters (keyword-only)
     -------------------------
-    network : gesture_snn.intnet.IntegerNetwork
+    network : gesture_snn.spec.intnet.IntegerNetwork
         Supplies ``n_out``, ``decay_bits``, ``readout_bits``, ``score_bits``, ``decode`` and ``alpha_out``.
     acc_bits : int
         Signed width of the incoming totals, in bits.

@@ -4,8 +4,10 @@
 per-cycle Python beyond waiting for hand-shakes), reads every state back from the core's
 memories at each end-of-step marker, and returns one :class:`HdlTrace` per sample with the
 cycles each step took. :func:`compare` finds the first value that differs from a
-:class:`~gesture_snn.golden.GoldenTrace`; :func:`check_against_golden` does both, stopping at the
-first mismatching sample, and is what ``gesture-snn simulate`` and the tests call. With
+golden trace (``gesture_snn.golden.GoldenTrace``, or any object with the same arrays);
+:func:`check_against_golden` does both, stopping at the first mismatching sample, and is what
+``gesture-snn simulate`` and the tests call. The gateware does not run the golden model itself:
+the caller passes the golden trace (or the function that computes it). With
 ``weight_loading=True`` the core's weight memories start at zero and :func:`load_weights` writes
 them through the core's ``weight_write`` port before the first sample, as a board does.
 """
@@ -18,11 +20,12 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
-from gesture_snn.intnet import weight_memory_words
+from gesture_snn.spec.intnet import check_binary_input
+from gesture_snn.spec.memory import weight_memory_words
 from hdl.core import InputKind, NeuronCore, OutputKind
 
 __all__ = ["CLOCK_HZ", "HdlTrace", "Mismatch", "CheckResult", "simulate", "load_weights", "compare",
-           "check_against_golden"]
+           "golden_trace", "check_against_golden"]
 
 #: Clock of the simulation (only the time axis of a VCD depends on it): the iCEBreaker's 12 MHz.
 CLOCK_HZ = 12e6
@@ -105,7 +108,7 @@ def simulate(
 
     Parameters
     ----------
-    network : gesture_snn.intnet.IntegerNetwork
+    network : gesture_snn.spec.intnet.IntegerNetwork
     x : array [B, T, n_in] of 0/1
     lanes, readout_lanes : int
         Passed to :class:`NeuronCore`.
@@ -120,8 +123,6 @@ def simulate(
     Returns the traces of the samples simulated.
     """
     from amaranth.sim import Simulator
-
-    from gesture_snn.golden import check_binary_input
 
     x = check_binary_input(x, network.n_in)
     core = NeuronCore(network=network, lanes=lanes, readout_lanes=readout_lanes, weight_loading=weight_loading)
@@ -150,7 +151,7 @@ def simulate(
 async def load_weights(ctx, core: NeuronCore, network=None) -> int:
     """Write both weight memories of a ``weight_loading`` core through its ``weight_write`` port.
 
-    Writes every word of :func:`~gesture_snn.intnet.weight_memory_words` of ``network`` (default: the
+    Writes every word of :func:`~gesture_snn.spec.memory.weight_memory_words` of ``network`` (default: the
     core's own), synaptic memory first, one word per cycle while the port is ready, and returns
     the cycles it took. Call it from a testbench while the core is between samples; ``network``
     must have the core's sizes and weight width.
@@ -246,7 +247,10 @@ def _read_states(ctx, core: NeuronCore, trace: dict, t: int) -> None:
 
 
 def compare(golden, traces: Sequence[HdlTrace], *, first_sample: int = 0) -> Mismatch | None:
-    """The first difference between ``golden`` (a GoldenTrace of B samples) and ``traces`` (up to B), or None.
+    """The first difference between ``golden`` (a golden trace of B samples) and ``traces`` (up to B), or None.
+
+    ``golden``: a ``gesture_snn.golden.GoldenTrace``, or any object with the same arrays ``a``,
+    ``v``, ``z`` [B, T, n_rec], ``o``, ``s`` [B, T, n_out] and ``prediction`` [B].
 
     Samples are compared in order, steps in order, and within a step the variables in spec
     order (``a``, ``v``, ``z``, then the output-stream ``spikes`` against ``z``, then ``o``,
@@ -268,9 +272,16 @@ def compare(golden, traces: Sequence[HdlTrace], *, first_sample: int = 0) -> Mis
     return None
 
 
+def golden_trace(golden, network, x):
+    """``golden`` if it is a golden trace, else ``golden(network, x)`` (a function computing one,
+    such as ``gesture_snn.golden.run_golden``)."""
+    return golden(network, x) if callable(golden) else golden
+
+
 def check_against_golden(
     network,
     x,
+    golden,
     *,
     lanes: int = 1,
     readout_lanes: int | None = None,
@@ -280,17 +291,16 @@ def check_against_golden(
 ) -> CheckResult:
     """Simulate ``x`` [B, T, n_in] on the gateware and compare every value of every step with the golden model.
 
-    ``lanes``, ``readout_lanes`` and ``weight_loading`` are passed to :func:`simulate`. Stops
-    after the first sample with a mismatch. ``on_sample(index, trace, mismatch)`` is
-    called after each sample (e.g. to advance a progress bar). For a trained network on real
-    samples::
+    ``golden``: the golden trace of ``x`` (see :func:`compare`), or a function ``golden(network,
+    x)`` that computes it, such as ``gesture_snn.golden.run_golden``. ``lanes``, ``readout_lanes``
+    and ``weight_loading`` are passed to :func:`simulate`. Stops after the first sample with a
+    mismatch. ``on_sample(index, trace, mismatch)`` is called after each sample (e.g. to advance a
+    progress bar). For a trained network on real samples::
 
-        result = check_against_golden(IntegerNetwork.load(run / "integer"), frames[:3], lanes=8)
+        result = check_against_golden(IntegerNetwork.load(run / "integer"), frames[:3], run_golden, lanes=8)
         assert result.mismatch is None, str(result.mismatch)
     """
-    from gesture_snn.golden import run_golden
-
-    golden = run_golden(network, x)
+    golden = golden_trace(golden, network, x)
     found: list[Mismatch] = []
 
     def after_sample(index: int, trace: HdlTrace) -> bool:

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from gesture_snn.spec.memory import largest_divisor
+
 __all__ = ["RamBlock", "Target", "TARGETS", "target"]
 
 
@@ -157,12 +159,6 @@ TARGETS: dict[str, Target] = {
         dsp=156, dsp_bits=18, io=205, weight_loading=False, max_lanes=32, readout_lanes=None,
     ),
 }
-
-
-def largest_divisor(n: int, limit: int) -> int:
-    """The largest divisor of ``n`` that is at most ``limit``: the default lane count of a core
-    with ``n`` neurons (lanes must divide the neuron count)."""
-    return max(d for d in range(1, min(limit, n) + 1) if n % d == 0)
 
 
 def target(name: str) -> Target:

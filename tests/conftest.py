@@ -1,7 +1,7 @@
 """Shared fixtures: tiny DVSGesture roots in tonic's on-disk layout, written from hand-made events.
 
 ``tiny_dvs_root`` is a complete root (both splits, 110 files each, a placeholder archive per
-split) that ``tonic.datasets.DVSGesture`` and ``gesture_snn.data.load_frames`` read without a
+split) that ``tonic.datasets.DVSGesture`` and ``gesture_snn.framing.load_frames`` read without a
 download. ``write_dvs_root`` writes one with events of your choice.
 
 Default events (``tiny_sample_events``): 24 events per sample, a small blob whose column depends

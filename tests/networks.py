@@ -1,6 +1,6 @@
 """Hand-written integer networks shared by the gateware tests."""
 
-from gesture_snn.intnet import IntegerNetwork
+from gesture_snn.spec.intnet import IntegerNetwork
 
 
 def small_network(**changes) -> IntegerNetwork:

@@ -1,7 +1,8 @@
 # amaranth: UnusedElaboratable=no
-"""The serial protocol: host side (gesture_snn.stream), gateware (hdl.protocol), the UART path end to end
-(hdl.boards.SerialNeuronCore in simulation against the golden model), the board tops and their pins,
-and ``gesture-snn stream`` against a software stand-in for a board on a pseudo-terminal."""
+"""The serial protocol: host side (gesture_snn.spec.protocol, gesture_snn.host_link), gateware
+(hdl.protocol), the UART path end to end (hdl.boards.SerialNeuronCore in simulation against the
+golden model), the board tops and their pins, and ``gesture-snn stream`` against a software
+stand-in for a board on a pseudo-terminal."""
 
 from __future__ import annotations
 
@@ -17,18 +18,20 @@ from amaranth.sim import Simulator
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gesture_snn import stream as link
-from gesture_snn.errors import UserError
+from gesture_snn import host_link
 from gesture_snn.golden import run_golden
-from gesture_snn.intnet import random_network, weight_memory_words
-from gesture_snn.stream import (
+from gesture_snn.host_link import SampleExchange
+from gesture_snn.spec import protocol
+from gesture_snn.spec.errors import UserError
+from gesture_snn.spec.intnet import random_network
+from gesture_snn.spec.memory import weight_memory_words
+from gesture_snn.spec.protocol import (
+    ClassReply,
     Command,
     DeviceInfo,
     LinkErrors,
-    Prediction,
     ProtocolError,
     ReplyDecoder,
-    SampleExchange,
     Spike,
     StepEnd,
 )
@@ -51,7 +54,7 @@ def reply_bytes(reply) -> bytes:
         return bytes([0x81, reply.neuron & 0xFF, reply.neuron >> 8])
     if isinstance(reply, StepEnd):
         return b"\x82"
-    if isinstance(reply, Prediction):
+    if isinstance(reply, ClassReply):
         return bytes([0x83, reply.label])
     return reply.encode()
 
@@ -76,7 +79,7 @@ def test_device_info_frame_layout_and_round_trip():
 replies = st.one_of(
     st.builds(Spike, st.integers(0, 65535)),
     st.just(StepEnd()),
-    st.builds(Prediction, st.integers(0, 255)),
+    st.builds(ClassReply, st.integers(0, 255)),
     st.builds(DeviceInfo, n_in=st.integers(1, 65535), n_rec=st.integers(1, 65535), n_out=st.integers(1, 255),
               lanes=st.integers(1, 65535), readout_lanes=st.integers(1, 255), word_bytes=st.integers(1, 255),
               weight_loading=st.booleans(), fingerprint=st.integers(0, 2**32 - 1),
@@ -103,12 +106,13 @@ def test_reply_decoder_refuses_a_byte_that_starts_no_frame():
 
 
 def test_command_encoders():
-    assert link.encode_step([5, 300], last=False) == b"\x02\x05\x00\x02\x2c\x01\x03"
-    assert link.encode_step([], last=True) == b"\x04"
-    assert link.encode_load(1, 0x030201, 0xAABB, word_bytes=3) == b"\x05\x01\x01\x02\x03\xbb\xaa\x00"
-    assert link.encode_resync(8) == bytes(13)
-    for bad in (lambda: link.encode_event(65536), lambda: link.encode_load(2, 0, 0, word_bytes=1),
-                lambda: link.encode_load(0, 1 << 24, 0, word_bytes=1), lambda: link.encode_load(0, 0, 256, word_bytes=1)):
+    assert protocol.encode_step([5, 300], last=False) == b"\x02\x05\x00\x02\x2c\x01\x03"
+    assert protocol.encode_step([], last=True) == b"\x04"
+    assert protocol.encode_load(1, 0x030201, 0xAABB, word_bytes=3) == b"\x05\x01\x01\x02\x03\xbb\xaa\x00"
+    assert protocol.encode_resync(8) == bytes(13)
+    for bad in (lambda: protocol.encode_event(65536), lambda: protocol.encode_load(2, 0, 0, word_bytes=1),
+                lambda: protocol.encode_load(0, 1 << 24, 0, word_bytes=1),
+                lambda: protocol.encode_load(0, 0, 256, word_bytes=1)):
         with pytest.raises(ValueError):
             bad()
 
@@ -117,24 +121,24 @@ def test_weight_frames_hold_the_weight_memory_words():
     net = small_network()
     info = DeviceInfo.for_network(net, lanes=4, readout_lanes=2, weight_loading=True)
     synaptic, readout = weight_memory_words(net, lanes=4, readout_lanes=2)
-    frames = list(link.encode_weights(net, info))
+    frames = list(protocol.encode_weights(net, info))
     assert info.word_bytes == 4 and len(frames) == len(synaptic) + len(readout)
-    expected = [link.encode_load(0, a, w, word_bytes=4) for a, w in enumerate(synaptic)]
-    expected += [link.encode_load(1, a, w, word_bytes=4) for a, w in enumerate(readout)]
+    expected = [protocol.encode_load(0, a, w, word_bytes=4) for a, w in enumerate(synaptic)]
+    expected += [protocol.encode_load(1, a, w, word_bytes=4) for a, w in enumerate(readout)]
     assert frames == expected
 
 
 def test_fingerprint_covers_every_parameter():
     net = small_network()
-    base = link.network_fingerprint(net)
-    assert link.network_fingerprint(small_network()) == base
+    base = protocol.network_fingerprint(net)
+    assert protocol.network_fingerprint(small_network()) == base
     w_in = net.w_in.copy()
     w_in[0, 0] = -w_in[0, 0] if w_in[0, 0] else 1
     alpha = net.alpha.copy()
     alpha[-1] ^= 1
     changed = [net.replace(w_in=w_in), net.replace(alpha=alpha), net.replace(shift_in=(net.shift_in + 1) % 4),
                net.replace(decode="mean" if net.decode == "last" else "last"), net.replace(readout_exp=5)]
-    assert all(link.network_fingerprint(other) != base for other in changed)
+    assert all(protocol.network_fingerprint(other) != base for other in changed)
 
 
 def test_device_info_check_refuses_another_network():
@@ -160,7 +164,7 @@ def test_sample_exchange_is_lock_step():
     assert exchange.outgoing() == b"\x02\x00\x00\x04"
     exchange.receive([Spike(2), StepEnd()])
     assert not exchange.done and exchange.outgoing() == b""
-    exchange.receive([Prediction(7)])
+    exchange.receive([ClassReply(7)])
     assert exchange.done and exchange.result.prediction == 7
     assert exchange.result.spikes.tolist() == [[1, 0, 0, 1], [0, 0, 1, 0]]
 
@@ -168,7 +172,7 @@ def test_sample_exchange_is_lock_step():
 @pytest.mark.parametrize(("replies", "message"), [
     ([StepEnd(), StepEnd()], "ended a step that was not sent"),
     ([Spike(4)], "network has 4 neurons"),
-    ([StepEnd(), Prediction(1)], "after 1 of 2 steps"),
+    ([StepEnd(), ClassReply(1)], "after 1 of 2 steps"),
     ([DeviceInfo(1, 4, 1, 1, 1, 1, False, 0)], "unexpected reply"),
 ])
 def test_sample_exchange_refuses_replies_that_do_not_fit(replies, message):
@@ -200,7 +204,7 @@ class FakeBoard:
         """Take bytes from the host, return the replies they cause."""
         self._input += data
         out = bytearray()
-        lengths = {Command.EVENT: 3, Command.LOAD_WEIGHT: link.LOAD_HEADER_BYTES + self.info.word_bytes}
+        lengths = {Command.EVENT: 3, Command.LOAD_WEIGHT: protocol.LOAD_HEADER_BYTES + self.info.word_bytes}
         while self._input:
             length = lengths.get(self._input[0], 1)
             if len(self._input) < length:
@@ -224,7 +228,7 @@ class FakeBoard:
             out = b"".join(reply_bytes(Spike(int(j))) for j in np.flatnonzero(trace.z[0, -1])) + b"\x82"
             if code == Command.END_OF_SAMPLE:
                 self._steps = []
-                return out + reply_bytes(Prediction(int(trace.prediction[0])))
+                return out + reply_bytes(ClassReply(int(trace.prediction[0])))
             self._steps.append(np.zeros(self.network.n_in, np.uint8))
             return out
         return b""
@@ -252,7 +256,7 @@ class FakePort:
 def test_board_link_session_against_the_fake_board():
     net = small_network()
     board = FakeBoard(net)
-    session = link.BoardLink(FakePort(board, garbage=b"\x17\x81"), timeout_s=1)  # stale bytes are drained
+    session = host_link.BoardLink(FakePort(board, garbage=b"\x17\x81"), timeout_s=1)  # stale bytes are drained
     info = session.reset()
     info.check_network(net)
     assert info == board.info
@@ -271,7 +275,7 @@ def test_board_link_reports_a_silent_board():
         def write(self, data):
             pass
 
-    session = link.BoardLink(SilentPort(None), timeout_s=0.2)
+    session = host_link.BoardLink(SilentPort(None), timeout_s=0.2)
     with pytest.raises(ProtocolError, match="no reply from the board for 0.2 s"):
         session.reset()
 
@@ -435,7 +439,7 @@ def test_reply_encoder_frames_core_outputs_and_identification():
     sim.add_testbench(source)
     sim.run()
     expected_ident = dataclasses.replace(ident, errors=LinkErrors.OVERRUN)
-    assert ReplyDecoder().feed(bytes(monitor)) == [expected_ident, Spike(2), Spike(299), StepEnd(), Prediction(2)]
+    assert ReplyDecoder().feed(bytes(monitor)) == [expected_ident, Spike(2), Spike(299), StepEnd(), ClassReply(2)]
     assert reported == [1]
 
 
@@ -444,7 +448,7 @@ def test_reply_encoder_frames_core_outputs_and_identification():
 
 
 class SimulatedHost:
-    """The host end of a SerialNeuronCore's serial lines in simulation, using gesture_snn.stream's code."""
+    """The host end of a SerialNeuronCore's serial lines in simulation, using gesture_snn.host_link's code."""
 
     def __init__(self, dut):
         self.dut = dut
@@ -468,11 +472,11 @@ class SimulatedHost:
         raise AssertionError("the board stopped answering")
 
     async def identify(self, ctx) -> DeviceInfo:
-        await self.send(ctx, link.IDENTIFY)
+        await self.send(ctx, protocol.IDENTIFY)
         (info,) = await self.receive(ctx)
         return info
 
-    async def run_sample(self, ctx, frames) -> link.SampleResult:
+    async def run_sample(self, ctx, frames) -> host_link.SampleResult:
         exchange = SampleExchange(frames, n_rec=self.dut.core.network.n_rec)
         while not exchange.done:
             data = exchange.outgoing()
@@ -512,7 +516,7 @@ def test_uart_path_returns_the_golden_models_spikes_and_class(lanes, readout_lan
         info.check_network(net)
         infos.append(info)
         if info.weight_loading:
-            await host.send(ctx, b"".join(link.encode_weights(net, info)))
+            await host.send(ctx, b"".join(protocol.encode_weights(net, info)))
         for sample in x:
             results.append(await host.run_sample(ctx, sample))
         infos.append(await host.identify(ctx))
@@ -541,13 +545,13 @@ def test_uart_path_reports_link_errors_and_resynchronises():
         return ctx.get(dut.status.error), (await host.identify(ctx)).errors
 
     async def script(ctx, host):
-        await host.send(ctx, b"\x42" + link.encode_event(net.n_in))  # unknown command, input out of range
+        await host.send(ctx, b"\x42" + protocol.encode_event(net.n_in))  # unknown command, input out of range
         seen.append(await errors(ctx, host))
         seen.append(await errors(ctx, host))  # cleared by the report
         await drive_bytes(ctx, dut.rx, b"\x01", divisor=DIVISOR, stop=0)  # framing error: IDENTIFY lost
         await ctx.tick().repeat(DIVISOR)  # the line idles before the next start bit
         await host.send(ctx, b"\x05\x00\x01")  # a LOAD_WEIGHT cut short ...
-        await host.send(ctx, link.encode_resync(dut.ident.word_bytes))  # ... completed by the resync
+        await host.send(ctx, protocol.encode_resync(dut.ident.word_bytes))  # ... completed by the resync
         seen.append(await errors(ctx, host))
         seen.append(await host.run_sample(ctx, np.ones((1, net.n_in), np.uint8)))
         seen.append(ctx.get(dut.status.error))
@@ -556,7 +560,7 @@ def test_uart_path_reports_link_errors_and_resynchronises():
     assert seen[0] == (1, LinkErrors.BAD_COMMAND)
     assert seen[1] == (0, LinkErrors(0))
     assert seen[2] == (1, LinkErrors.FRAMING)
-    assert isinstance(seen[3], link.SampleResult) and seen[4] == 0  # the link still works
+    assert isinstance(seen[3], host_link.SampleResult) and seen[4] == 0  # the link still works
 
 
 # ================================================================================================
@@ -721,7 +725,7 @@ def fake_board_port():
 
 def test_stream_command_compares_the_board_with_the_golden_model(run_dir, fake_board_port, capsys):
     from gesture_snn import cli
-    from gesture_snn.intnet import IntegerNetwork
+    from gesture_snn.spec.intnet import IntegerNetwork
 
     net = IntegerNetwork.load(run_dir / "integer")
     board = FakeBoard(net, lanes=4, readout_lanes=1, weight_loading=True)
@@ -740,7 +744,7 @@ def test_stream_command_compares_the_board_with_the_golden_model(run_dir, fake_b
 
 def test_stream_command_reports_a_board_that_differs(run_dir, fake_board_port, capsys):
     from gesture_snn import cli
-    from gesture_snn.intnet import IntegerNetwork
+    from gesture_snn.spec.intnet import IntegerNetwork
 
     net = IntegerNetwork.load(run_dir / "integer")
     board = FakeBoard(net, weight_loading=False)

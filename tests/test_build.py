@@ -23,7 +23,7 @@ from amaranth.lib.wiring import In, Out
 
 from gesture_snn import cli
 from gesture_snn.config import PRESETS, RunConfig
-from gesture_snn.intnet import random_network
+from gesture_snn.spec.intnet import random_network
 from gesture_snn.rundir import read_report, update_report
 from hdl.accumulator import RUNTIME_LOADED, EventAccumulator
 from hdl.build import (

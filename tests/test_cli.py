@@ -41,7 +41,7 @@ def test_missing_data_root_is_a_user_error_without_traceback(tmp_path, capsys):
     err = capsys.readouterr().err
     assert status == 2
     assert err.startswith("gesture-snn train: error:") and "Traceback" not in err
-    assert "gesture-snn synth" in err and "gesture-snn fetch" in err
+    assert "gesture-snn synthetic" in err and "gesture-snn fetch" in err
 
 
 def test_simulate_refuses_an_unknown_target(tmp_path, capsys):

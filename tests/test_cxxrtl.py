@@ -20,7 +20,8 @@ from hypothesis.extra.numpy import arrays
 
 from gesture_snn import cli
 from gesture_snn.config import RunConfig
-from gesture_snn.intnet import random_network
+from gesture_snn.golden import run_golden
+from gesture_snn.spec.intnet import random_network
 from hdl import sim
 from hdl.cxxrtl import CxxrtlSimulator, _input_items
 
@@ -65,7 +66,7 @@ def simulator(cache_dir):
 
 def test_bit_exact_with_golden_model_and_amaranth_simulation(simulator):
     x = corner_inputs()
-    result = simulator.check_against_golden(x)
+    result = simulator.check_against_golden(x, run_golden)
     assert result.mismatch is None, str(result.mismatch)
     assert len(result.traces) == len(x)
     saturation = result.golden.saturation
@@ -78,7 +79,7 @@ def test_bit_exact_with_golden_model_and_amaranth_simulation(simulator):
 @given(x=st.integers(1, 3).flatmap(lambda samples: st.integers(1, 5).flatmap(
     lambda steps: arrays(np.bool_, (samples, steps, N_IN)))))
 def test_bit_exact_on_any_input(simulator, x):
-    result = simulator.check_against_golden(x)
+    result = simulator.check_against_golden(x, run_golden)
     assert result.mismatch is None, str(result.mismatch)
 
 
@@ -97,19 +98,14 @@ def test_progress_is_reported_per_sample(simulator):
     assert seen == list(range(6))
 
 
-def test_first_mismatch_is_located(simulator, monkeypatch):
-    import gesture_snn.golden as golden
-
-    real = golden.run_golden
-
+def test_first_mismatch_is_located(simulator):
     def tampered(net, x):
-        trace = real(net, x)
+        trace = run_golden(net, x)
         s = trace.s.copy()
         s[2, 4, 5] += 1
         return dataclasses.replace(trace, s=s)
 
-    monkeypatch.setattr(golden, "run_golden", tampered)
-    result = simulator.check_against_golden(corner_inputs())
+    result = simulator.check_against_golden(corner_inputs(), tampered)
     assert result.mismatch == sim.Mismatch(2, 4, "s", 5, int(result.golden.s[2, 4, 5]), int(result.golden.s[2, 4, 5]) - 1)
     assert len(result.traces) == 3  # up to and including the mismatching sample, as the Python harness
 
@@ -133,7 +129,7 @@ def test_cache_reuses_an_unchanged_design_and_rebuilds_a_changed_one(simulator, 
     rebuilt = CxxrtlSimulator(changed, lanes=LANES, readout_lanes=READOUT_LANES, cache_dir=cache_dir)
     assert not rebuilt.cached and rebuilt.key != simulator.key and rebuilt.executable.is_file()
     assert sorted(path.name for path in cache_dir.iterdir()) == sorted([simulator.key, rebuilt.key])
-    result = rebuilt.check_against_golden(corner_inputs())
+    result = rebuilt.check_against_golden(corner_inputs(), run_golden)
     assert result.mismatch is None, str(result.mismatch)
 
 
@@ -180,7 +176,7 @@ def test_bit_exact_large_and_wide(tmp_path, sizes, widths, lanes):
     net = random_network(np.random.default_rng(11), *sizes, **widths)
     x = np.random.default_rng(12).random((4, 12, sizes[0])) < np.array([0.02, 0.1, 0.3, 1.0])[:, None, None]
     simulator = CxxrtlSimulator(net, lanes=lanes, cache_dir=tmp_path)
-    result = simulator.check_against_golden(x)
+    result = simulator.check_against_golden(x, run_golden)
     assert result.mismatch is None, str(result.mismatch)
     short = x[1:2, :3]  # the Python simulator runs about 10^4 cycles per second
     assert_same_traces(simulator.run(short).traces, sim.simulate(net, short, lanes=lanes))

@@ -1,8 +1,10 @@
-"""gesture_snn.data: framing, sorted loading through tonic, the frame cache, bad input, batching."""
+"""gesture_snn.data and gesture_snn.framing: the ToFrames transform (and its equality with tonic's
+ToFrame), sorted loading through tonic, the frame cache, bad input, batching."""
 
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -11,18 +13,17 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gesture_snn import data
-from gesture_snn.data import (
-    CLASSES,
-    DataWarning,
+from gesture_snn import data, framing
+from gesture_snn.data import CLASSES, DataWarning, Recordings
+from gesture_snn.framing import (
     FrameConfig,
     FrameConfigError,
-    Recordings,
+    ToFrames,
     events_to_frames,
     load_frames,
     make_loader,
 )
-from gesture_snn.errors import UserError
+from gesture_snn.spec.errors import UserError
 
 from conftest import TINY_LIGHTINGS, tiny_sample_events
 
@@ -178,6 +179,111 @@ def test_frames_match_reference(rows, size, bin_us, n_steps, mode):
 
 
 # ---------------------------------------------------------------------------------------------
+# The ToFrames transform, in tonic's conventions
+
+
+def tonic_to_frame(ev: np.ndarray, transform: ToFrames) -> np.ndarray:
+    """tonic 1.7's ToFrame with ToFrames' binning (the convention of the ToFrames docstring)."""
+    import tonic.transforms
+
+    width, height, polarities = transform.sensor_size
+    f = transform.spatial_factor
+    if f > 1:
+        ev = tonic.transforms.Downsample(spatial_factor=1 / f)(ev)
+    t0 = int(ev["t"][0]) if transform.start_time is None else transform.start_time
+    to_frame = tonic.transforms.ToFrame(
+        sensor_size=(width // f, height // f, polarities),
+        time_window=transform.time_window,
+        start_time=t0,
+        end_time=t0 + transform.n_steps * transform.time_window,
+    )
+    return to_frame(ev)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    rows=st.lists(
+        st.tuples(st.integers(0, 127), st.integers(0, 127), st.booleans(), st.integers(0, 5000)),
+        min_size=1,
+        max_size=80,
+    ),
+    spatial_factor=st.sampled_from([1, 2, 4, 8, 128]),
+    time_window=st.sampled_from([1, 7, 250, 1000]),
+    n_steps=st.integers(1, 6),
+    start_time=st.sampled_from([None, 0, 100]),
+)
+def test_count_mode_equals_tonic_to_frame(rows, spatial_factor, time_window, n_steps, start_time):
+    ev = np.sort(events(*rows), order="t", kind="stable")  # tonic's slicing needs sorted times
+    transform = ToFrames(time_window=time_window, n_steps=n_steps, spatial_factor=spatial_factor,
+                         threshold=None, start_time=start_time)
+    ours = transform(ev)
+    theirs = tonic_to_frame(ev, transform)
+    assert ours.shape == theirs.shape and ours.dtype == np.uint8
+    np.testing.assert_array_equal(ours, theirs)
+    # binary mode is count mode thresholded
+    binary = ToFrames(time_window=time_window, n_steps=n_steps, spatial_factor=spatial_factor, threshold=2,
+                      start_time=start_time)(ev)
+    np.testing.assert_array_equal(binary, (theirs >= 2).astype(np.uint8))
+
+
+def test_frame_config_transform_is_events_to_frames():
+    config = FrameConfig(size=16, bin_ms=10, window_ms=60, mode="count")
+    assert config.transform() == ToFrames(time_window=10_000, n_steps=6, spatial_factor=8, threshold=None)
+    assert FrameConfig(threshold=3).transform().threshold == 3
+    assert config.transform(n_steps=9).frame_shape == (9, 2, 16, 16)
+
+
+def test_to_frames_as_a_tonic_dataset_transform(tiny_dvs_root):
+    import tonic.datasets
+
+    config = FrameConfig(size=16, bin_ms=20, window_ms=200, mode="count")
+    frameset = load_frames(tiny_dvs_root, train=True, config=config, progress=False)
+    dataset = tonic.datasets.DVSGesture(str(tiny_dvs_root), train=True, transform=config.transform())
+    for i in (0, 21, 109):
+        frames, label = dataset[i]
+        index = frameset.files.index(str(Path(dataset.data[i]).relative_to(tiny_dvs_root)))
+        np.testing.assert_array_equal(frames, frameset.frames[index])
+        assert label == frameset.labels[index]
+        # count mode is tonic's own ToFrame on the same recording
+        raw_events, _ = tonic.datasets.DVSGesture(str(tiny_dvs_root), train=True)[i]
+        np.testing.assert_array_equal(frames, tonic_to_frame(raw_events, config.transform()))
+
+
+def test_to_frames_on_another_sensor():
+    # e.g. N-MNIST's 34 x 34 sensor: frames are H // f x W // f, for any (W, H, P)
+    transform = ToFrames(sensor_size=(34, 20, 2), time_window=5, n_steps=2, spatial_factor=2)
+    frames = transform(events((33, 19, 1, 3), (0, 0, 0, 9), (10, 4, 1, 13)))  # t 13: step 2, dropped
+    assert frames.shape == (2, 2, 10, 17)
+    assert frames[0, 1, 9, 16] == 1 and frames[1, 0, 0, 0] == 1 and frames.sum() == 2
+    with pytest.raises(ValueError, match="0..33"):
+        transform(events((34, 0, 0, 0)))
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"sensor_size": (128, 128)}, "sensor_size"),
+        ({"time_window": 0}, "time_window"),
+        ({"time_window": 2.5}, "time_window"),
+        ({"n_steps": 0}, "n_steps"),
+        ({"spatial_factor": 3}, "spatial_factor"),
+        ({"threshold": 0}, "threshold"),
+        ({"threshold": True}, "threshold"),
+        ({"start_time": 1.5}, "start_time"),
+    ],
+)
+def test_to_frames_rejects(kwargs, message):
+    with pytest.raises(FrameConfigError, match=message):
+        ToFrames(**kwargs)
+
+
+def test_to_frames_start_time_drops_earlier_events():
+    ev = events((0, 0, 0, 50), (0, 0, 0, 150), (0, 0, 1, 250))
+    frames = ToFrames(time_window=100, n_steps=3, spatial_factor=1, start_time=100)(ev)
+    assert frames[:, :, 0, 0].tolist() == [[1, 0], [0, 1], [0, 0]]
+
+
+# ---------------------------------------------------------------------------------------------
 # Loading through tonic, sorted
 
 
@@ -242,13 +348,13 @@ def test_subset(tiny_dvs_root):
 class FramingCounter:
     def __init__(self, monkeypatch):
         self.calls = 0
-        original = data.events_to_frames
+        original = framing.events_to_frames
 
         def counting(events, config):
             self.calls += 1
             return original(events, config)
 
-        monkeypatch.setattr(data, "events_to_frames", counting)
+        monkeypatch.setattr(framing, "events_to_frames", counting)
 
 
 SMALL = FrameConfig(size=8, bin_ms=50, window_ms=300)
@@ -266,6 +372,22 @@ def test_cache_hit(tiny_dvs_root, monkeypatch):
     np.testing.assert_array_equal(warm.labels, cold.labels)
     np.testing.assert_array_equal(warm.users, cold.users)
     assert warm.files == cold.files
+
+
+def test_cache_build_reads_each_file_once(tiny_dvs_root, monkeypatch):
+    reads = []
+    original = np.load
+
+    def counting_load(file, *args, **kwargs):
+        reads.append(str(file))
+        return original(file, *args, **kwargs)
+
+    monkeypatch.setattr(np, "load", counting_load)
+    frameset = load_frames(tiny_dvs_root, train=True, config=SMALL, progress=False)
+    assert sorted(reads) == sorted(str(tiny_dvs_root / file) for file in frameset.files)  # each once
+    reads.clear()
+    load_frames(tiny_dvs_root, train=True, config=SMALL, progress=False)
+    assert reads == []  # a cache hit reads no source file
 
 
 def test_cache_dir(tiny_dvs_root, tmp_path):
@@ -355,7 +477,7 @@ def test_unwritable_cache_dir(tiny_dvs_root, tmp_path):
 
 def assert_how_to_get_data(message: str):
     assert "DVSGesture/ibmGestureTrain/userNN_<lighting>/<label>.npy" in message
-    assert "gesture-snn synth --out DIR" in message
+    assert "gesture-snn synthetic --out DIR" in message
     assert "gesture-snn fetch --out DIR" in message
 
 
@@ -551,7 +673,6 @@ def test_loader_with_distributed_sampler(frameset):
 
 
 def test_binary_threshold_needs_that_many_events_in_a_pixel_and_bin():
-    from gesture_snn.data import FrameConfig, FrameConfigError, events_to_frames
 
     events = np.zeros(5, dtype=[("x", np.int16), ("y", np.int16), ("p", bool), ("t", np.int64)])
     events["x"] = [0, 1, 40, 40, 40]  # pixel (0, 0) gets 2 events, pixel (0, 5) gets 3 (size 16: 8 sensor pixels each)

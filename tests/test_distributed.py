@@ -12,7 +12,7 @@ import torch
 
 from gesture_snn.cli import main as cli
 from gesture_snn.rundir import read_report
-from gesture_snn.train import load_model
+from gesture_snn.checkpoints import load_model
 
 
 def test_two_processes_equal_one_process_with_the_same_global_batch(tmp_path, dvs_root_writer):

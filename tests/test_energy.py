@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from gesture_snn import energy as E
-from gesture_snn.evaluate import NetworkShape
+from gesture_snn.energy import NetworkShape
 
 # The tiny network: 3 inputs -> 2 recurrent ALIF -> 2 readouts, T = 2, explicit activity:
 #   x = [[1, 0, 1], [0, 1, 0]]  (3 input events),  z = [[1, 0], [1, 1]]  (3 spikes, 2 in the last step)
@@ -174,10 +174,10 @@ def test_gateware_matches_cycle_model_and_hand_count(tiny):
 
 
 def test_integer_widths_are_intnet_defaults():
-    from gesture_snn.intnet import IntegerNetwork
+    from gesture_snn.spec.intnet import WIDTH_DEFAULTS, IntegerNetwork
 
-    defaults = {f.name: f.default for f in dataclasses.fields(IntegerNetwork) if f.name in E.INTEGER_WIDTHS}
-    assert defaults == E.INTEGER_WIDTHS
+    defaults = {f.name: f.default for f in dataclasses.fields(IntegerNetwork) if f.name in WIDTH_DEFAULTS}
+    assert defaults == E.WIDTH_DEFAULTS
 
 
 def test_report_is_json_and_renders(tiny):

@@ -16,8 +16,8 @@ import pytest
 
 from gesture_snn import fetch
 from gesture_snn.cli import main
-from gesture_snn.data import FrameConfig, load_frames
-from gesture_snn.errors import UserError
+from gesture_snn.framing import FrameConfig, load_frames
+from gesture_snn.spec.errors import UserError
 from gesture_snn.fetch import Archive, fetch_dvsgesture
 
 from conftest import write_dvs_root

@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from gesture_snn.golden import STATE_VARIABLES, predict, run_golden
-from gesture_snn.intnet import IntegerNetwork, random_network
+from gesture_snn.spec.intnet import IntegerNetwork, random_network
 from reference_scalar import run_scalar
 
 

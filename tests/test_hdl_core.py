@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from gesture_snn.golden import run_golden
-from gesture_snn.intnet import IntegerNetwork, random_network
+from gesture_snn.spec.intnet import IntegerNetwork, random_network
 from hdl.accumulator import EventAccumulator
 from hdl.core import STEP_OVERHEAD_CYCLES, CycleModel, InputKind, NeuronCore, OutputKind
 from hdl.sim import Mismatch, check_against_golden, compare
@@ -35,7 +35,7 @@ def expected_cycles(model: CycleModel, x: np.ndarray, z: np.ndarray) -> np.ndarr
 
 def assert_bit_exact(net: IntegerNetwork, x: np.ndarray, lanes: int, readout_lanes: int | None = None):
     """Gateware == golden model at every step for every variable, and measured cycles == formula."""
-    result = check_against_golden(net, x, lanes=lanes, readout_lanes=readout_lanes)
+    result = check_against_golden(net, x, run_golden, lanes=lanes, readout_lanes=readout_lanes)
     assert result.mismatch is None, str(result.mismatch)
     assert len(result.traces) == len(x)
     model = CycleModel(n_in=net.n_in, n_rec=net.n_rec, n_out=net.n_out, lanes=lanes,
@@ -164,7 +164,7 @@ def test_back_pressure_gaps_and_ignored_items():
 def test_compare_reports_the_first_difference():
     net = small_network()
     x = np.ones((2, 3, 3), bool)
-    result = check_against_golden(net, x, lanes=4)
+    result = check_against_golden(net, x, run_golden, lanes=4)
     assert result.mismatch is None
     golden = result.golden
     v = golden.v.copy()

@@ -11,7 +11,7 @@ import pytest
 
 from gesture_snn import cli
 from gesture_snn.config import RunConfig
-from gesture_snn.intnet import random_network
+from gesture_snn.spec.intnet import random_network
 
 FRAMES = {"size": 4, "bin_ms": 20.0, "window_ms": 100.0, "mode": "binary"}  # 32 inputs, 5 steps
 

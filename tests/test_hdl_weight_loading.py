@@ -11,7 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gesture_snn.golden import run_golden
-from gesture_snn.intnet import IntegerNetwork, random_network, weight_memory_words
+from gesture_snn.spec.intnet import IntegerNetwork, random_network
+from gesture_snn.spec.memory import weight_memory_words
 from hdl.accumulator import RUNTIME_LOADED
 from hdl.core import CycleModel, InputKind, NeuronCore, OutputKind
 from hdl.sim import check_against_golden, load_weights
@@ -19,7 +20,7 @@ from networks import small_network
 
 
 def assert_loaded_core_is_bit_exact(net: IntegerNetwork, x: np.ndarray, lanes: int, readout_lanes: int):
-    result = check_against_golden(net, x, lanes=lanes, readout_lanes=readout_lanes, weight_loading=True)
+    result = check_against_golden(net, x, run_golden, lanes=lanes, readout_lanes=readout_lanes, weight_loading=True)
     assert result.mismatch is None, str(result.mismatch)
     assert len(result.traces) == len(x)
     model = CycleModel(n_in=net.n_in, n_rec=net.n_rec, n_out=net.n_out, lanes=lanes, readout_lanes=readout_lanes)

@@ -8,16 +8,9 @@ import json
 import numpy as np
 import pytest
 
-from gesture_snn.errors import UserError
-from gesture_snn.intnet import (
-    FORMAT_VERSION,
-    IntegerNetwork,
-    IntegerNetworkFormatError,
-    memory_images,
-    random_network,
-    weight_memory_words,
-    write_memory_images,
-)
+from gesture_snn.spec.errors import UserError
+from gesture_snn.spec.intnet import FORMAT_VERSION, IntegerNetwork, IntegerNetworkFormatError, random_network
+from gesture_snn.spec.memory import memory_images, weight_memory_words, write_memory_images
 
 
 def small(**changes) -> IntegerNetwork:

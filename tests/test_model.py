@@ -1,5 +1,6 @@
 """The float SRNN against a line-by-line transcription of the equations in docs/training.md ("The network"), the fused
-BPTT against autograd through the step functions, and the surrogate against its formula."""
+BPTT against autograd through the step functions, the per-step API against the whole sequence, the neuron registry, and
+the surrogate against its formula."""
 
 from __future__ import annotations
 
@@ -9,9 +10,13 @@ import numpy as np
 import pytest
 import torch
 
-from gesture_snn import functional as F
-from gesture_snn.config import ConfigError, ModelConfig, RunConfig
+from gesture_snn import neurons
+from gesture_snn.config import NEURONS, ConfigError, ModelConfig, RunConfig
 from gesture_snn.model import SRNN, decode_scores, readout_loss
+from gesture_snn.neurons import alif, kernel, lif
+from gesture_snn.neurons.readout import leaky_integrate, leaky_readout_step
+from gesture_snn.neurons.surrogate import multi_gaussian_derivative, multi_gaussian_surrogate
+from gesture_snn.synapse import spike_linear
 
 torch.set_num_threads(1)
 
@@ -123,7 +128,7 @@ def test_fused_bptt_gradients_equal_autograd_through_the_steps(shape, decode):
 
 
 @pytest.mark.parametrize("b_init", [0.0, 0.1, 0.7])
-def test_alif_recurrence_gradients_for_every_input_and_output(b_init):
+def test_alif_sequence_gradients_for_every_input_and_output(b_init):
     """Direct check of the autograd Function: arbitrary upstream gradients on the spikes, from
     the initial adaptation state ``b = b_init`` (0, the authors' b0 = 0.1, a large one)."""
     g = torch.Generator().manual_seed(5)
@@ -134,16 +139,17 @@ def test_alif_recurrence_gradients_for_every_input_and_output(b_init):
     rho = torch.rand(n, generator=g, dtype=torch.float64).mul(0.2).add(0.75).requires_grad_()
     upstream = torch.randn(steps, batch, n, generator=g, dtype=torch.float64)
 
-    z, v, th = F.alif_recurrence(u, alpha=alpha, rho=rho, w_rec=w, b0=0.1, beta=1.84, b_init=b_init)
+    params = alif.Parameters(alpha, rho, 0.1, 1.84, b_init)
+    z, v, th = alif.sequence(u, params, w_rec=w)
     fused = torch.autograd.grad((z * upstream).sum(), (u, w, alpha, rho))
 
     zero = torch.zeros(batch, n, dtype=torch.float64)
     b = torch.full((batch, n), b_init, dtype=torch.float64)
-    state, params = F.ALIFState(zero, b, zero), F.ALIFParameters(alpha, rho, 0.1, 1.84)
+    state = alif.State(zero, b, zero)
     zs, vs, ths = [], [], []
     for t in range(steps):
-        z_t, state, th_t = F.alif_step(u[t] + state.z @ w.t(), state, params)
-        zs.append(z_t), vs.append(state.v), ths.append(th_t)
+        z_t, state = alif.step(u[t] + state.z @ w.t(), state, params)
+        zs.append(z_t), vs.append(state.v), ths.append(alif.threshold(state, params))
     reference = torch.autograd.grad((torch.stack(zs) * upstream).sum(), (u, w, alpha, rho))
 
     assert 0 < z.mean() < 0.7
@@ -156,13 +162,100 @@ def test_alif_recurrence_gradients_for_every_input_and_output(b_init):
         torch.testing.assert_close(th[0], 0.1 + 1.84 * rho.detach() * b_init * torch.ones(batch, 1, dtype=torch.float64))
 
 
-def test_alif_recurrence_lif_ignores_b_init():
+@pytest.mark.parametrize("recurrent", [True, False])
+def test_lif_sequence_gradients_for_every_input_and_output(recurrent):
+    """The LIF kernel against autograd through :func:`lif.step`, arbitrary upstream gradients."""
+    g = torch.Generator().manual_seed(6)
+    steps, batch, n = 20, 2, 6
+    u = (torch.randn(steps, batch, n, generator=g, dtype=torch.float64) * 0.4 + 0.1).requires_grad_()
+    w = (torch.randn(n, n, generator=g, dtype=torch.float64) * 0.5).requires_grad_() if recurrent else None
+    alpha = torch.rand(n, generator=g, dtype=torch.float64).mul(0.5).add(0.4).requires_grad_()
+    upstream = torch.randn(steps, batch, n, generator=g, dtype=torch.float64)
+    inputs = (u, w, alpha) if recurrent else (u, alpha)
+
+    params = lif.Parameters(alpha, 0.1)
+    z, v, th = lif.sequence(u, params, w_rec=w)
+    fused = torch.autograd.grad((z * upstream).sum(), inputs)
+    state, zs, vs = lif.initial_state(params, u[0]), [], []
+    for t in range(steps):
+        z_t, state = lif.step(u[t] + state.z @ w.t() if recurrent else u[t], state, params)
+        zs.append(z_t), vs.append(state.v)
+    reference = torch.autograd.grad((torch.stack(zs) * upstream).sum(), inputs)
+
+    assert 0 < z.mean() < 0.7
+    torch.testing.assert_close(z, torch.stack(zs), rtol=0, atol=0)
+    torch.testing.assert_close(v, torch.stack(vs))
+    assert (th == 0.1).all()
+    for a, b in zip(fused, reference):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
+
+
+def test_lif_is_alif_without_adaptation_whatever_b_init():
+    """LIF = ALIF with beta = 0, for any initial adaptation state (LIF has none)."""
     g = torch.Generator().manual_seed(6)
     u = (torch.randn(15, 2, 5, generator=g, dtype=torch.float64) * 0.4 + 0.1).requires_grad_()
     alpha = torch.full((5,), 0.8, dtype=torch.float64, requires_grad=True)
-    runs = [F.alif_recurrence(u, alpha=alpha, rho=None, b_init=b) for b in (0.0, 0.3)]
-    for a, b in zip(*runs):
-        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    rho = torch.full((5,), 0.9, dtype=torch.float64)
+    expected = lif.sequence(u, lif.Parameters(alpha, 0.1))
+    for b_init in (0.0, 0.3):
+        for a, b in zip(alif.sequence(u, alif.Parameters(alpha, rho, 0.1, 0.0, b_init)), expected):
+            torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_registry_names_modules_and_rejects_unknown_types():
+    assert NEURONS == tuple(neurons.NAMES) == ("alif", "lif")
+    assert neurons.get("alif") is alif and neurons.get("lif") is lif
+    with pytest.raises(ValueError, match="unknown neuron type 'izhikevich'; choose one of alif, lif"):
+        neurons.get("izhikevich")
+    for name in NEURONS:  # every module has the uniform interface
+        module = neurons.get(name)
+        assert module.NAME == name
+        for part in neurons.INTERFACE:
+            assert hasattr(module, part), f"{name} lacks {part}"
+        assert isinstance(module.Cell(module.parameters(alpha=None, rho=None, b0=0.1, beta=0.0)), torch.nn.Module)
+
+
+@pytest.mark.parametrize("neuron", NEURONS)
+def test_cell_steps_like_the_step_function(neuron):
+    module = neurons.get(neuron)
+    g = torch.Generator().manual_seed(8)
+    alpha = torch.full((4,), 0.7, dtype=torch.float64)
+    params = module.parameters(alpha=alpha, rho=torch.full((4,), 0.9, dtype=torch.float64), b0=0.1, beta=1.84)
+    cell = module.Cell(params)
+    currents = torch.rand(10, 3, 4, generator=g, dtype=torch.float64)
+    state = expected_state = None
+    for t, current in enumerate(currents):
+        z, state = cell(current, state)
+        if expected_state is None:
+            expected_state = module.initial_state(params, current)
+        expected_z, expected_state = module.step(current, expected_state, params)
+        torch.testing.assert_close(z, expected_z, rtol=0, atol=0)
+        for a, b in zip(state, expected_state):
+            torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert type(state) is module.State
+
+
+@pytest.mark.parametrize("implementation", ["fused", "stepwise"])
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "-".join(f"{k}{v}" for k, v in s.items()))
+def test_stepping_equals_the_whole_sequence(shape, implementation):
+    """SRNN.step T times (a live stream, bin by bin) = forward() on the whole sequence: every
+    spike of every layer at every step, and the readout."""
+    model = make_model(implementation=implementation, **shape)
+    x = binary_input()
+    with torch.no_grad():
+        out = model(x, record=True)
+        state = model.initial_state(x.shape[0])
+        for t in range(x.shape[1]):
+            o, state = model.step(x[:, t], state)
+            for layer_state, spikes in zip(state.layers, out.spikes):
+                np.testing.assert_array_equal(layer_state.z.numpy(), spikes[:, t].numpy())  # every spike
+            for layer_state, record in zip(state.layers, out.records):
+                np.testing.assert_allclose(layer_state.v.numpy(), record.v[:, t].numpy(), rtol=0, atol=1e-12)
+            np.testing.assert_allclose(o.numpy(), out.readout[:, t].numpy(), rtol=0, atol=1e-12)
+        o_first, _ = model.step(x[:, 0])  # state=None starts from the initial state
+        np.testing.assert_array_equal(o_first.numpy(), model.step(x[:, 0], model.initial_state(3))[0].numpy())
+    with pytest.raises(ValueError, match=r"\[batch, 12\]"):
+        model.step(x[:, 0, :11])
 
 
 def reference_surrogate(x: np.ndarray) -> np.ndarray:
@@ -178,12 +271,12 @@ def reference_surrogate(x: np.ndarray) -> np.ndarray:
 def test_surrogate_gradient_is_the_multi_gaussian(dtype):
     points = np.concatenate([np.linspace(-12, 12, 241), [0.0, 1e-7, -1e-7, 50.0, -80.0, 1e4]])
     x = torch.tensor(points, dtype=dtype, requires_grad=True)
-    z = F.multi_gaussian_surrogate(x)
+    z = multi_gaussian_surrogate(x)
     np.testing.assert_array_equal(z.detach().numpy(), (points > 0).astype(float))  # H(0) = 0
     (grad,) = torch.autograd.grad(z, x, torch.ones_like(z))
     tol = 1e-6 if dtype == torch.float32 else 1e-14
     np.testing.assert_allclose(grad.numpy(), reference_surrogate(points), rtol=0, atol=tol)
-    assert torch.isfinite(F.multi_gaussian_derivative(torch.tensor([float("inf"), -float("inf")], dtype=dtype))).all()
+    assert torch.isfinite(multi_gaussian_derivative(torch.tensor([float("inf"), -float("inf")], dtype=dtype))).all()
     # shape facts: peak at 0, negative side lobes
     assert reference_surrogate(np.array([0.0]))[0] == pytest.approx(0.5 * (1.15 / (0.5 * math.sqrt(2 * math.pi)) - 0.3 * math.exp(-1 / 72) / (3 * math.sqrt(2 * math.pi))))
     assert grad.numpy()[np.abs(points - 2.0).argmin()] < 0
@@ -193,11 +286,11 @@ def test_leaky_integrate_gradcheck_and_steps():
     g = torch.Generator().manual_seed(2)
     current = torch.randn(9, 2, 3, generator=g, dtype=torch.float64, requires_grad=True)
     alpha = torch.tensor([0.3, 0.8, 0.95], dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(F.leaky_integrate, (current, alpha))
+    assert torch.autograd.gradcheck(leaky_integrate, (current, alpha))
     o = torch.zeros(2, 3, dtype=torch.float64)
     for t in range(9):
-        o = F.leaky_readout_step(current[t], o, alpha)
-        torch.testing.assert_close(F.leaky_integrate(current, alpha)[t], o)
+        o = leaky_readout_step(current[t], o, alpha)
+        torch.testing.assert_close(leaky_integrate(current, alpha)[t], o)
 
 
 @pytest.mark.parametrize("density", [0.02, 0.3])
@@ -206,14 +299,14 @@ def test_spike_linear_sparse_and_dense_agree_and_gradcheck(density):
     x = (torch.rand(6, 3, 40, generator=g) < density).double() * torch.randint(1, 4, (6, 3, 40), generator=g)
     x.requires_grad_()
     w = torch.randn(5, 40, generator=g, dtype=torch.float64, requires_grad=True)
-    dense = F.spike_linear(x, w, sparse=False)
-    sparse = F.spike_linear(x, w, sparse=True)
+    dense = spike_linear(x, w, sparse=False)
+    sparse = spike_linear(x, w, sparse=True)
     torch.testing.assert_close(sparse, dense)
     upstream = torch.randn_like(dense)
     torch.testing.assert_close(
         torch.autograd.grad((sparse * upstream).sum(), (x, w)), torch.autograd.grad((dense * upstream).sum(), (x, w))
     )
-    assert torch.autograd.gradcheck(lambda w_: F.spike_linear(x.detach(), w_, sparse=True), (w,))
+    assert torch.autograd.gradcheck(lambda w_: spike_linear(x.detach(), w_, sparse=True), (w,))
 
 
 def test_time_constants_are_kept_in_range():
@@ -294,7 +387,7 @@ def test_config_round_trip_and_validation(tmp_path):
         config.replace(model={"n_inputs": 7})
 
 
-def test_alif_recurrence_time_loops_on_one_thread_same_results(monkeypatch):
+def test_fused_time_loops_on_one_thread_same_results(monkeypatch):
     """The time loops drop to one intra-op thread and give the threads back; same values as
     with the loops on all threads."""
     g = torch.Generator().manual_seed(7)
@@ -308,9 +401,9 @@ def test_alif_recurrence_time_loops_on_one_thread_same_results(monkeypatch):
     results = []
     try:
         real(2)
-        for limit in (F.SERIAL_STEP_LIMIT, 0):
-            monkeypatch.setattr(F, "SERIAL_STEP_LIMIT", limit)
-            z, v, th = F.alif_recurrence(u, alpha=alpha, rho=rho, w_rec=w)
+        for limit in (kernel.SERIAL_STEP_LIMIT, 0):
+            monkeypatch.setattr(kernel, "SERIAL_STEP_LIMIT", limit)
+            z, v, th = alif.sequence(u, alif.Parameters(alpha, rho), w_rec=w)
             results.append((z, v, *torch.autograd.grad(z.sum() + 0.1 * (z * v.detach()).sum(), (u, w, alpha, rho))))
             assert torch.get_num_threads() == 2
     finally:

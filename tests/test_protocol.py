@@ -12,13 +12,14 @@ import torch
 from gesture_snn.cli import main as cli
 from gesture_snn.config import RunConfig
 from gesture_snn.controls import control_inputs, control_model, run_controls, within_pair_accuracy
-from gesture_snn.errors import UserError
+from gesture_snn.spec.errors import UserError
 from gesture_snn.experiment import run_experiment, run_rate_sweep
 from gesture_snn.model import SRNN
 from gesture_snn.rundir import read_report
 from gesture_snn.stats import accuracy_summary, bootstrap_users
 from gesture_snn.streaming import WholeRecordings, decisions_float, decisions_integer, summarize
-from gesture_snn.train import load_model, train
+from gesture_snn.checkpoints import load_model
+from gesture_snn.train import train
 from test_train import random_frameset, tiny_config
 
 torch.set_num_threads(1)
@@ -234,7 +235,7 @@ def test_a_recording_shorter_than_one_bin_cannot_be_streamed(tmp_path, dvs_root_
         return np.array([[1, 1, 0, 0], [2, 2, 1, 3]], dtype=np.int64)  # 3 ms of events
 
     root = dvs_root_writer(events_for=short)
-    from gesture_snn.data import FrameConfig
+    from gesture_snn.framing import FrameConfig
     from gesture_snn.streaming import load_whole_recordings
 
     with pytest.raises(UserError, match=r"shorter than one bin.*|0\.npy"):

@@ -12,11 +12,12 @@ import torch
 
 from gesture_snn.cli import main as cli
 from gesture_snn.config import ConfigError, ModelConfig, RunConfig
-from gesture_snn.errors import UserError
+from gesture_snn.spec.errors import UserError
 from gesture_snn.model import SRNN
 from gesture_snn.quantize import quantize_network
 from gesture_snn.rundir import read_report
-from gesture_snn.train import load_model, train
+from gesture_snn.checkpoints import load_model
+from gesture_snn.train import train
 
 from test_train import random_frameset, tiny_config
 

@@ -7,16 +7,11 @@ import math
 import numpy as np
 import pytest
 
-from gesture_snn.errors import UserError
+from gesture_snn.spec.errors import UserError
 from gesture_snn.golden import run_golden
-from gesture_snn.quantize import (
-    QuantizationError,
-    fake_quantize,
-    fake_quantize_folded,
-    quantize_network,
-    round_half_up,
-    weight_exponent,
-)
+from gesture_snn.qat import fake_quantize, fake_quantize_folded
+from gesture_snn.quantize import QuantizationError, quantize_network
+from gesture_snn.spec.fixed_point import round_half_up, weight_exponent
 
 
 def float_params(rng, n_in=40, n_rec=16, n_out=4, *, decode="mean", adaptive=True):
@@ -216,9 +211,9 @@ def train_tiny(root, run, *extra):
 
 def test_quantize_command_writes_network_and_report(tiny_dvs_root, tmp_path):
     from gesture_snn.cli import main
-    from gesture_snn.intnet import IntegerNetwork
+    from gesture_snn.spec.intnet import IntegerNetwork
     from gesture_snn.rundir import read_report
-    from gesture_snn.train import load_model
+    from gesture_snn.checkpoints import load_model
 
     run = tmp_path / "run"
     train_tiny(tiny_dvs_root, run)

@@ -21,13 +21,15 @@ import pytest
 import torch
 
 from gesture_snn import rundir
-from gesture_snn import train as train_module
+from gesture_snn.spec import files
 from gesture_snn.cli import main as cli
 from gesture_snn.config import ConfigError, RunConfig
-from gesture_snn.data import FrameConfig, FrameSet
-from gesture_snn.errors import UserError
-from gesture_snn.rundir import WriteError, read_report
-from gesture_snn.train import checkpoint_path, load_checkpoint, load_model, train
+from gesture_snn.framing import FrameConfig, FrameSet
+from gesture_snn.spec.errors import UserError
+from gesture_snn.rundir import checkpoint_path, read_report
+from gesture_snn.spec.files import WriteError
+from gesture_snn.checkpoints import load_checkpoint, load_model, save_checkpoint
+from gesture_snn.train import train
 
 torch.set_num_threads(1)
 ROOT = Path(__file__).resolve().parent.parent
@@ -103,14 +105,14 @@ def check_between(run: Path) -> None:
 
 def count_writes(tmp_path, splits) -> tuple[int, dict]:
     calls = {"n": 0}
-    original = rundir._commit
+    original = files._commit
 
     def counting(tmp, path):
         calls["n"] += 1
         original(tmp, path)
 
     mp = pytest.MonkeyPatch()
-    mp.setattr(rundir, "_commit", counting)
+    mp.setattr(files, "_commit", counting)
     try:
         report = run_training(tmp_path / "reference", splits)
     finally:
@@ -121,7 +123,7 @@ def count_writes(tmp_path, splits) -> tuple[int, dict]:
 def crash_and_resume(run: Path, splits, k: int, after: bool, reference: dict) -> None:
     """Crash at the k-th file commit (before or after the rename), then resume; check the invariant."""
     calls = {"n": 0}
-    original = rundir._commit
+    original = files._commit
 
     def crashing(tmp, path):
         calls["n"] += 1
@@ -132,7 +134,7 @@ def crash_and_resume(run: Path, splits, k: int, after: bool, reference: dict) ->
             raise Killed(path)
 
     mp = pytest.MonkeyPatch()
-    mp.setattr(rundir, "_commit", crashing)
+    mp.setattr(files, "_commit", crashing)
     try:
         with pytest.raises(Killed):
             run_training(run, splits)
@@ -169,11 +171,11 @@ KILLER = textwrap.dedent("""
     sys.path.insert(0, {root!r}); sys.path.insert(0, {tests!r})
     import torch
     torch.set_num_threads(1)
-    from gesture_snn import rundir
+    from gesture_snn.spec import files
     import test_reliability as t
     k, where = int(sys.argv[1]), sys.argv[2]
     calls = {{"n": 0}}
-    original = rundir._commit
+    original = files._commit
     def commit(tmp, path):
         calls["n"] += 1
         if calls["n"] == k and where == "before":
@@ -181,7 +183,7 @@ KILLER = textwrap.dedent("""
         original(tmp, path)
         if calls["n"] == k and where == "after":
             os.kill(os.getpid(), signal.SIGKILL)
-    rundir._commit = commit
+    files._commit = commit
     original_fsync = os.fsync
     def fsync(fd):  # "inside": the k-th write is killed half-way, its temporary file written and not renamed
         if where == "inside" and calls["n"] == k - 1:
@@ -220,7 +222,7 @@ def test_kill_between_last_and_best_is_repaired_on_resume(tmp_path, splits, refe
     run = tmp_path / "run"
     best_epochs = [e for e, acc in enumerate(report["val_accuracy_per_epoch"], 1)
                    if acc > max(report["val_accuracy_per_epoch"][:e - 1] or [-1])]
-    original = rundir._commit
+    original = files._commit
     writes = {"best": 0}
 
     def crashing(tmp, path):
@@ -231,7 +233,7 @@ def test_kill_between_last_and_best_is_repaired_on_resume(tmp_path, splits, refe
         original(tmp, path)
 
     mp = pytest.MonkeyPatch()
-    mp.setattr(rundir, "_commit", crashing)
+    mp.setattr(files, "_commit", crashing)
     with pytest.raises(Killed):
         run_training(run, splits)
     mp.undo()
@@ -311,7 +313,7 @@ def test_non_finite_parameters_are_refused(tmp_path, trained):
     name = next(iter(checkpoint["model"]))
     checkpoint["model"][name] = torch.full_like(checkpoint["model"][name], float("nan"))
     path = tmp_path / "nan.pt"
-    train_module._save(path, checkpoint)
+    save_checkpoint(path, checkpoint)
     with pytest.raises(UserError, match=f"{name} is not finite"):
         load_checkpoint(path)
 
@@ -346,7 +348,8 @@ def pty_port():
 def test_a_noisy_port_ends_within_the_timeout():
     import threading
 
-    from gesture_snn.stream import BoardLink, ProtocolError
+    from gesture_snn.host_link import BoardLink
+    from gesture_snn.spec.protocol import ProtocolError
 
     master, slave, port = pty_port()
     stop = threading.Event()
@@ -375,7 +378,8 @@ def test_a_noisy_port_ends_within_the_timeout():
 
 
 def test_a_silent_port_ends_within_the_timeout():
-    from gesture_snn.stream import BoardLink, ProtocolError
+    from gesture_snn.host_link import BoardLink
+    from gesture_snn.spec.protocol import ProtocolError
 
     master, slave, port = pty_port()
     try:
@@ -389,7 +393,8 @@ def test_a_silent_port_ends_within_the_timeout():
 
 
 def test_a_disconnected_port_is_a_clear_error():
-    from gesture_snn.stream import BoardLink, ProtocolError
+    from gesture_snn.host_link import BoardLink
+    from gesture_snn.spec.protocol import ProtocolError
 
     master, slave, port = pty_port()
     os.close(master)  # the other end is gone: reads fail with EIO
@@ -427,11 +432,12 @@ def test_build_refuses_a_network_whose_n_in_differs_from_the_frames(tmp_path, ca
 
 
 def test_build_refuses_lanes_that_do_not_divide_n_rec(tmp_path, capsys, monkeypatch):
-    from gesture_snn.runs import IntegerRun
+    from gesture_snn.rundir import IntegerRun
 
     run = integer_run(tmp_path, frame_size=4)
     monkeypatch.setattr(IntegerRun, "load", classmethod(lambda cls, d: IntegerRun(
-        run_dir=Path(d), network=__import__("gesture_snn.intnet").intnet.IntegerNetwork.load(Path(d) / "integer"),
+        run_dir=Path(d),
+        network=__import__("gesture_snn.spec.intnet").spec.intnet.IntegerNetwork.load(Path(d) / "integer"),
         config=RunConfig.load(Path(d) / "config.json"))))
     assert cli(["build", "--run", str(run), "--target", "ice40-up5k", "--lanes", "3"]) == 2
     assert "--lanes" in capsys.readouterr().err
@@ -447,14 +453,14 @@ def enospc(*args, **kwargs):
 
 def test_a_full_disk_at_checkpoint_time_is_one_message_and_nothing_half_written(tmp_path, splits, monkeypatch):
     run = tmp_path / "run"
-    real = rundir._commit
+    real = files._commit
 
     def full(tmp, path):
         if Path(path).name == "last.pt":
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         real(tmp, path)
 
-    monkeypatch.setattr(rundir, "_commit", full)
+    monkeypatch.setattr(files, "_commit", full)
     with pytest.raises(WriteError, match=r"no space left on the device to write .*last\.pt: it needs [\d.]+ (MB|bytes)"):
         run_training(run, splits)
     assert not checkpoint_path(run, "last").exists() and not list(run.rglob("*.tmp"))
@@ -467,20 +473,20 @@ def test_free_space_is_checked_before_a_write(tmp_path, monkeypatch):
     usage = namedtuple("usage", "total used free")
     monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(100, 90, 10))
     with pytest.raises(WriteError, match="it needs 20 bytes, 10 bytes are free"):
-        rundir.atomic_write_bytes(tmp_path / "x.bin", b"0" * 20)
+        files.atomic_write_bytes(tmp_path / "x.bin", b"0" * 20)
     assert not list(tmp_path.iterdir())
 
 
 def test_a_full_disk_while_writing_the_frame_cache_is_one_message(tiny_dvs_root, tmp_path, monkeypatch):
-    from gesture_snn.data import load_frames
+    from gesture_snn.framing import load_frames
 
     config = FrameConfig(size=4, bin_ms=20.0, window_ms=200.0)
-    real = rundir._commit
-    monkeypatch.setattr(rundir, "_commit", enospc)
+    real = files._commit
+    monkeypatch.setattr(files, "_commit", enospc)
     with pytest.raises(WriteError, match=r"frame cache|\.h5.*--cache-dir"):
         load_frames(tiny_dvs_root, train=True, config=config, cache_dir=tmp_path / "cache", progress=False)
     assert not list((tmp_path / "cache").iterdir())
-    monkeypatch.setattr(rundir, "_commit", real)
+    monkeypatch.setattr(files, "_commit", real)
     frames = load_frames(tiny_dvs_root, train=True, config=config, cache_dir=tmp_path / "cache", progress=False)
     assert len(frames) and len(list((tmp_path / "cache").glob("*.h5"))) == 1
 
@@ -495,8 +501,8 @@ def test_a_real_full_tmpfs_frame_cache_no_segfault(tiny_dvs_root, tmp_path):
     try:
         code = textwrap.dedent(f"""
             import sys; sys.path.insert(0, {str(ROOT)!r})
-            from gesture_snn.data import FrameConfig, load_frames
-            from gesture_snn.errors import UserError
+            from gesture_snn.framing import FrameConfig, load_frames
+            from gesture_snn.spec.errors import UserError
             try:
                 load_frames({str(tiny_dvs_root)!r}, train=True, config=FrameConfig(size=32, bin_ms=1.0, window_ms=200.0),
                             cache_dir={str(mount)!r}, progress=False)
@@ -512,14 +518,14 @@ def test_a_real_full_tmpfs_frame_cache_no_segfault(tiny_dvs_root, tmp_path):
 
 
 def test_a_full_disk_at_report_time_is_one_message(tmp_path, monkeypatch):
-    monkeypatch.setattr(rundir, "_commit", enospc)
+    monkeypatch.setattr(files, "_commit", enospc)
     with pytest.raises(WriteError, match="report.json"):
         rundir.update_report(tmp_path, "x", {"a": 1})
     assert not list(tmp_path.iterdir())
 
 
 def test_a_read_only_data_root_takes_cache_dir(tiny_dvs_root, tmp_path, monkeypatch):
-    from gesture_snn.data import CACHE_DIR_ENV, cache_dir_override, load_frames
+    from gesture_snn.framing import CACHE_DIR_ENV, cache_dir_override, load_frames
 
     config = FrameConfig(size=4, bin_ms=20.0, window_ms=200.0)
     with cache_dir_override(tmp_path / "elsewhere"):
@@ -582,7 +588,7 @@ def test_stale_frame_cache_temps_and_extract_folders_are_removed(tmp_path):
     cache = tmp_path / "cache"
     cache.mkdir()
     (cache / f".train-abc.h5.{dead}.q.tmp").write_bytes(b"x")
-    assert rundir.remove_stale_temps(cache) == [cache / f".train-abc.h5.{dead}.q.tmp"]
+    assert files.remove_stale_temps(cache) == [cache / f".train-abc.h5.{dead}.q.tmp"]
 
 
 def test_build_tools_die_with_a_killed_build(tmp_path):

@@ -21,7 +21,7 @@ def experiment(tmp_path_factory):
     import torch
 
     from gesture_snn.experiment import run_experiment
-    from gesture_snn.synth import generate
+    from gesture_snn.synthetic import generate
 
     torch.set_num_threads(1)
     base = tmp_path_factory.mktemp("temporal")

@@ -11,11 +11,14 @@ import torch
 
 from gesture_snn.cli import main as cli
 from gesture_snn.config import RunConfig
-from gesture_snn.data import FrameConfig, FrameSet
-from gesture_snn.errors import UserError
-from gesture_snn.evaluate import Evaluation, NetworkShape, Prediction, evaluate
+from gesture_snn.framing import FrameConfig, FrameSet
+from gesture_snn.spec.errors import UserError
+from gesture_snn.energy import NetworkShape
+from gesture_snn.evaluate import Evaluation, Prediction, evaluate
 from gesture_snn.rundir import read_report
-from gesture_snn.train import checkpoint_path, load_model, random_shift, train
+from gesture_snn.checkpoints import load_model
+from gesture_snn.rundir import checkpoint_path
+from gesture_snn.train import random_shift, train
 
 torch.set_num_threads(1)
 

@@ -38,48 +38,11 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from pathlib import Path
+    from gesture_snn.stages import BuildOptions, build
 
-    from gesture_snn.errors import UserError
-    from gesture_snn.rundir import read_report, update_report, write_error
-    from gesture_snn.runs import IntegerRun
-    from hdl.build import build, report_section
-
-    if args.seed < 0:
-        raise UserError(f"--seed must be a non-negative integer, not {args.seed}")
-    run = IntegerRun.load(args.run)  # the same checks as simulate and stream: n_in = the frames' inputs, digests
-    run_dir, network, frames = run.run_dir, run.network, run.config.frames
-    hardware = run.hardware(args.target, lanes=args.lanes, readout_lanes=args.readout_lanes)
-    target, lanes, readout_lanes = hardware.target, hardware.lanes, hardware.readout_lanes
-    out_dir = run_dir / "build" / target.name
-    from gesture_snn.rundir import check_free_space
-
-    check_free_space(out_dir, BUILD_SPACE_BYTES, hint="a build writes its netlists, logs and bitstream there")
-    try:
-        result = build(network, target, out_dir, lanes=lanes, readout_lanes=readout_lanes,
-                       seed=args.seed, progress=lambda line: print(line, flush=True))
-    except OSError as exc:  # a full disk or a read-only run directory: one message, the outputs are redone next time
-        error = write_error(getattr(exc, "filename", None) or out_dir, exc, needed=BUILD_SPACE_BYTES)
-        if error is exc:
-            raise
-        raise error from None
-    report = read_report(run_dir)
-    section = report_section(result, network, run_dir=run_dir, bin_ms=frames.bin_ms, steps=frames.n_steps,
-                             measured=report.get("simulate"))
-    builds = dict(report.get("build") or {})
-    builds[target.name] = section
-    update_report(run_dir, "build", builds)
-
-    def used(name):
-        entry = section.get(name)
-        return "-" if entry is None else f"{entry['used']}/{entry['available']}"
-
-    print(f"{target.name} ({target.part}): LUT {used('luts')}, FF {used('flip_flops')}, "
-          f"block RAM {used('block_ram')}" + (f", SPRAM {used('spram')}" if target.spram else "")
-          + f", DSP {used('dsp')}, I/O {used('io')}")
-    print(f"Fmax {section['fmax_mhz']} MHz at a {target.clock_mhz:g} MHz clock ({section['fmax_margin']}x): "
-          f"timing {'met' if section['timing_met'] else 'NOT met'}; worst-case step "
-          f"{section['cycles_per_step_worst_case']} cycles = {section['step_time_us_worst_case']} us, "
-          f"{section['realtime_factor']}x real time at {frames.bin_ms:g} ms bins")
-    print(f"bitstream: {run_dir / section['bitstream']}")
-    return 0 if section["timing_met"] else 1
+    options = BuildOptions(run=args.run, target=args.target, lanes=args.lanes, readout_lanes=args.readout_lanes,
+                           seed=args.seed)
+    result = build(options, log=lambda line: print(line, flush=True))
+    for line in result.lines():
+        print(line)
+    return 0 if result.timing_met else 1

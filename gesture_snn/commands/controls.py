@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from gesture_snn.commands._options import with_cache_dir
-
 HELP = "controls that remove time (reversed, shuffled, no adaptation, no recurrence, memoryless MLP, LIF, ...)"
 
 DESCRIPTION = (
@@ -33,23 +31,11 @@ def add_arguments(parser) -> None:
     add_cache_dir(parser)
 
 
-def print_table(entries: dict) -> None:
-    def pct(x):
-        return "   -" if x is None else f"{100 * x:5.1f}"
-
-    print(f"{'':34} {'test %':>7} {'95% CI (users)':>15} {'cw/ccw pair %':>14}")
-    for entry in entries.values():
-        print(f"{entry['label']:34} {pct(entry['accuracy']):>7} {pct(entry['ci95'][0]):>7}-{pct(entry['ci95'][1]):<6} "
-              f"{pct(entry['within_pair_accuracy']):>14}")
-
-
-@with_cache_dir
 def run(args) -> int:
-    from gesture_snn.commands.train import apply_threads
-    from gesture_snn.controls import run_controls
+    from gesture_snn.stages import ControlsOptions, controls
 
-    apply_threads(args)
-    section = run_controls(args.run, controls=tuple(args.controls), progress=args.progress)
-    print_table({k: v for k, v in section.items() if isinstance(v, dict)})
-    print(f"report: {args.run}/report.json (controls section); plot: {args.run}/{section['plot']}")
+    result = controls(ControlsOptions(run=args.run, controls=tuple(args.controls), threads=args.threads,
+                                      cache_dir=args.cache_dir, progress=args.progress))
+    for line in result.lines():
+        print(line)
     return 0

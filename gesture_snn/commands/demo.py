@@ -36,7 +36,8 @@ def add_arguments(parser) -> None:
 
 def run(args) -> int:
     from gesture_snn.demo import DemoConfig, run_demo
-    from gesture_snn.errors import UserError
+    from gesture_snn.rundir import REPORT_MD_NAME, REPORT_NAME
+    from gesture_snn.spec.errors import UserError
 
     if args.target != "none":  # refused now, not at stage 5
         from hdl.targets import TARGETS
@@ -53,6 +54,6 @@ def run(args) -> int:
     overrides["target"] = None if args.target == "none" else args.target
     cfg = DemoConfig.quick(**overrides) if args.quick else DemoConfig(**overrides)
     run_demo(cfg, force=args.force)
-    print(f"\nreport: {cfg.run / 'report.md'} (numbers in {cfg.run / 'report.json'})")
+    print(f"\nreport: {cfg.run / REPORT_MD_NAME} (numbers in {cfg.run / REPORT_NAME})")
     print(f"run directory: {cfg.run}")
     return 0

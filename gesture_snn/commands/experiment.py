@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from gesture_snn.commands._options import with_cache_dir
-
 HELP = "train N seeds with the validation protocol, run the controls on each, report mean +- sd and intervals"
 
 DESCRIPTION = (
@@ -39,15 +37,13 @@ def add_seed_set_arguments(parser, *, seeds: int, out: str) -> None:
     add_config_arguments(parser)
 
 
-@with_cache_dir
 def run(args) -> int:
-    from gesture_snn.commands.controls import print_table
-    from gesture_snn.commands.train import apply_threads, build_config
-    from gesture_snn.experiment import run_experiment
+    from gesture_snn.commands.train import build_config
+    from gesture_snn.stages import ExperimentOptions, experiment
 
-    apply_threads(args)
-    result = run_experiment(build_config(args), args.out, seeds=args.seeds, controls=tuple(args.controls),
-                            progress=args.progress)
-    print_table(result["results"])
-    print(f"{result['seeds']} seeds, {result['seconds']:.0f} s; {args.out}/experiment.md, {args.out}/controls.png")
+    result = experiment(ExperimentOptions(config=build_config(args), out=args.out, seeds=args.seeds,
+                                          controls=tuple(args.controls), threads=args.threads,
+                                          cache_dir=args.cache_dir, progress=args.progress))
+    for line in result.lines():
+        print(line)
     return 0

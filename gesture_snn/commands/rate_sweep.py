@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from gesture_snn.commands._options import with_cache_dir
-
 HELP = "sweep the firing-rate penalty: validation / test accuracy against synaptic operations"
 
 DESCRIPTION = (
@@ -23,18 +21,13 @@ def add_arguments(parser) -> None:
     add_seed_set_arguments(parser, seeds=3, out="sweep directory (OUT/w<W>/seed<k>)")
 
 
-@with_cache_dir
 def run(args) -> int:
-    from gesture_snn.commands.train import apply_threads, build_config
-    from gesture_snn.experiment import run_rate_sweep
+    from gesture_snn.commands.train import build_config
+    from gesture_snn.stages import RateSweepOptions, rate_sweep
 
-    apply_threads(args)
-    result = run_rate_sweep(build_config(args), args.out, weights=sorted({0.0, *args.weights}), seeds=args.seeds,
-                            progress=args.progress)
-    for p in result["points"]:
-        print(f"w={p['weight']:<6g} SOPs/sample {p['sops']:10.4g}  rate {p['firing_rate']:.3f} ({p['firing_rate_hz']:.1f} Hz)  "
-              f"val {100 * p['val']['mean']:5.1f}%  test {100 * p['test']['mean']:5.1f}% "
-              f"[{100 * p['test']['ci95'][0]:.1f}-{100 * p['test']['ci95'][1]:.1f}]")
-    print(f"chosen weight {result['chosen_weight']:g} ({result['rule']}): {result['sops_reduction']:.2f}x fewer operations; "
-          f"{args.out}/rate_sweep.png")
+    result = rate_sweep(RateSweepOptions(config=build_config(args), out=args.out, weights=tuple(args.weights),
+                                         seeds=args.seeds, threads=args.threads, cache_dir=args.cache_dir,
+                                         progress=args.progress))
+    for line in result.lines():
+        print(line)
     return 0

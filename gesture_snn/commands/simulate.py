@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from gesture_snn.commands._options import with_cache_dir
-
 HELP = "simulate the neuron-array gateware on test samples, bit for bit against the golden model"
 
 DESCRIPTION = (
@@ -21,13 +19,10 @@ DESCRIPTION = (
     "docs/benchmarks.md."
 )
 
-BACKENDS = ("amaranth", "cxxrtl")
-#: Default lane count: the largest divisor of n_rec up to this.
-DEFAULT_MAX_LANES = 8
-
-
 def add_arguments(parser) -> None:
     from gesture_snn.commands._options import add_cache_dir
+    from gesture_snn.spec.memory import DEFAULT_MAX_LANES
+    from gesture_snn.stages.simulation import BACKENDS
 
     add_cache_dir(parser)
     parser.add_argument("--run", metavar="RUNDIR", required=True, help="run directory with integer/ and config.json")
@@ -66,109 +61,13 @@ def sample_count(text: str) -> int | None:
     return count
 
 
-@with_cache_dir
 def run(args) -> int:
-    import time
+    from gesture_snn.stages import SimulateOptions, simulate
 
-    import numpy as np
-
-    from tqdm import tqdm
-
-    from gesture_snn.errors import UserError
-    from gesture_snn.rundir import update_report
-    from gesture_snn.runs import IntegerRun
-    from hdl.sim import check_against_golden
-
-    if args.vcd is not None and args.backend != "amaranth":
-        raise UserError("--vcd needs --backend amaranth (the compiled simulation writes no waveform)")
-    if args.target is not None:  # the flags first, before the run is read
-        from hdl.targets import target
-
-        try:
-            target(args.target)
-        except ValueError as exc:
-            raise UserError(f"--target: {exc}") from None
-    run = IntegerRun.load(args.run)
-    run_dir, network = run.run_dir, run.network
-    hardware = run.hardware(args.target, lanes=args.lanes, readout_lanes=args.readout_lanes, max_lanes=DEFAULT_MAX_LANES)
-    lanes, readout_lanes, cycle_model = hardware.lanes, hardware.readout_lanes, hardware.cycle_model
-
-    if args.whole_recording:
-        from gesture_snn.streaming import load_whole_recordings
-
-        whole = load_whole_recordings(args.data or run.config.data, run.config.frames, limit=args.samples,
-                                      progress=args.progress)
-        if len(whole) == 0:
-            raise UserError(f"the test split of {args.data or run.config.data} has no samples")
-        samples, labels = [f[None] for f in whole.frames], whole.labels
-    else:
-        inputs, labels = run.test_inputs(data=args.data, progress=args.progress)
-        if len(labels) == 0:
-            raise UserError(f"the test split of {args.data or run.config.data} has no samples")
-        samples = [inputs[:len(labels) if args.samples is None else min(args.samples, len(labels))]]
-    count = sum(len(x) for x in samples)
-
-    build = {}
-    if args.backend == "cxxrtl":
-        from hdl.cxxrtl import CxxrtlSimulator
-
-        if args.progress:
-            print("building the compiled simulation (Yosys write_cxxrtl, g++; cached in "
-                  f"{run_dir / 'build' / 'cxxrtl'})", flush=True)
-        simulator = CxxrtlSimulator(network, lanes=lanes, readout_lanes=readout_lanes,
-                                    cache_dir=run_dir / "build" / "cxxrtl")
-        build = {"build_seconds": round(simulator.build_seconds, 3), "build_cached": simulator.cached}
-
-    bar = tqdm(total=count, unit="sample", desc="simulate", disable=not args.progress)
-
-    def on_sample(index, trace, mismatch):
-        bar.update(1)
-        bar.set_postfix(cycles_per_step=f"{trace.cycles.mean():.0f}", status="MISMATCH" if mismatch else "ok")
-
-    started = time.perf_counter()
-    traces, mismatch, done = [], None, 0
-    for x in samples:  # one batch of windows, or one whole recording at a time (their lengths differ)
-        if args.backend == "cxxrtl":
-            result = simulator.check_against_golden(x, on_sample=lambda index: bar.update(1))
-        else:
-            result = check_against_golden(network, x, lanes=lanes, readout_lanes=readout_lanes, vcd_path=args.vcd,
-                                          on_sample=on_sample)
-        traces += result.traces
-        if result.mismatch is not None:
-            mismatch = f"{'recording' if args.whole_recording else 'sample'} offset {done}: {result.mismatch}"
-            break
-        done += len(x)
-    seconds = time.perf_counter() - started
-    bar.close()
-
-    cycles = np.concatenate([trace.cycles for trace in traces])
-    report = {
-        "backend": args.backend,
-        "input": "whole recordings" if args.whole_recording else f"window of {run.config.frames.n_steps} steps",
-        "samples": len(traces),
-        "steps": int(cycles.size),
-        "mismatches": 0 if mismatch is None else 1,
-        "first_mismatch": mismatch,
-        "lanes": lanes,
-        "readout_lanes": readout_lanes,
-        "cycles_per_step_mean": float(cycles.mean()),
-        "cycles_per_step_max": int(cycles.max()),
-        "cycles_per_step_worst_case": cycle_model.worst_case_step_cycles(),
-        "simulated_cycles": int(cycles.sum()),
-        "seconds": round(seconds, 3),
-        "simulated_cycles_per_second": round(float(cycles.sum()) / seconds, 1),
-        **build,
-        "predictions": [trace.prediction for trace in traces],
-        "labels": [int(label) for label in labels[:len(traces)]],
-    }
-    update_report(run_dir, "simulate_whole_recordings" if args.whole_recording else "simulate", report)
-
-    if mismatch is not None:
-        print(f"MISMATCH: {mismatch}")
-        return 1
-    print(
-        f"{report['samples']} samples, {report['steps']} steps: every spike and state matches the golden model "
-        f"({lanes} lanes, {readout_lanes} readout lanes; cycles per step mean {report['cycles_per_step_mean']:.0f}, max {report['cycles_per_step_max']}, "
-        f"worst case {report['cycles_per_step_worst_case']}; {report['simulated_cycles_per_second']:.0f} cycles/s simulated)"
-    )
-    return 0
+    options = SimulateOptions(run=args.run, samples=args.samples, data=args.data, lanes=args.lanes,
+                              readout_lanes=args.readout_lanes, target=args.target, backend=args.backend, vcd=args.vcd,
+                              whole_recording=args.whole_recording, cache_dir=args.cache_dir, progress=args.progress)
+    result = simulate(options, log=lambda line: print(line, flush=True))
+    for line in result.lines():
+        print(line)
+    return 0 if result.ok else 1

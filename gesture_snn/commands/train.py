@@ -20,7 +20,7 @@ DESCRIPTION = (
     "as its own --run-path). See docs/training.md."
 )
 
-from gesture_snn.commands._options import add_cache_dir, with_cache_dir
+from gesture_snn.commands._options import add_cache_dir
 
 # flag -> (section, field); None values (flag not given) leave the field alone
 _OVERRIDES = {
@@ -70,21 +70,10 @@ def add_threads_argument(parser) -> None:
                         "processes of this machine, less the cores other work keeps busy; docs/benchmarks.md)")
 
 
-def apply_threads(args) -> int:
-    """Set torch's intra-op threads from ``--threads`` or :func:`gesture_snn.threads.choose_threads`'s rule."""
-    import os
-
-    from gesture_snn.errors import UserError
-    from gesture_snn.threads import choose_threads
-
-    if args.threads is not None and args.threads < 1:
-        raise UserError(f"--threads must be at least 1, not {args.threads}")
-    return choose_threads(args.threads, world_size=int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
-
-
 def add_config_arguments(parser) -> None:
     """The flags that make a RunConfig (:func:`build_config`): preset, --config, --init-from and
     one flag per field (shared with ``gesture-snn experiment`` and ``rate-sweep``)."""
+    from gesture_snn import neurons
     from gesture_snn.config import ARCHITECTURES, DECODES, NEURONS, PRESETS, SCHEDULES
 
     parser.add_argument("--config", metavar="FILE", default=None, help="JSON file with 'model' / 'train' / 'frames' fields")
@@ -127,7 +116,7 @@ def add_config_arguments(parser) -> None:
     net.add_argument("--architecture", choices=ARCHITECTURES,
                      help="srnn (default), or a non-spiking control of the same width: frame_mlp (memoryless per-frame "
                      "MLP), gru, summed_linear (linear on time-summed input)")
-    net.add_argument("--neuron", choices=NEURONS, help="alif (adaptive threshold) or lif (beta = 0)")
+    net.add_argument("--neuron", choices=NEURONS, help="; ".join(f"{k}: {v}" for k, v in neurons.NAMES.items()))
     net.add_argument("--decode", choices=DECODES, help="readout decoding: last step, time mean, or loss at every step")
 
     frames = parser.add_argument_group("frames (default: the preset's)")
@@ -166,8 +155,8 @@ def build_config(args):
     """The RunConfig of the command line: preset (or the --init-from run's configuration), then
     --config, then flags."""
     from gesture_snn.config import PRESETS, RunConfig, read_json
-    from gesture_snn.errors import UserError
-    from gesture_snn.train import load_checkpoint, resolve_checkpoint
+    from gesture_snn.spec.errors import UserError
+    from gesture_snn.checkpoints import load_checkpoint, resolve_checkpoint
 
     if args.init_from is not None:
         if args.preset is not None:
@@ -188,14 +177,12 @@ def build_config(args):
     return config
 
 
-@with_cache_dir
 def run(args) -> int:
     import os
     from pathlib import Path
 
-    from gesture_snn.config import RunConfig
-    from gesture_snn.errors import UserError
-    from gesture_snn.train import CONFIG_NAME, train
+    from gesture_snn.spec.errors import UserError
+    from gesture_snn.stages import TrainOptions, train
 
     run_dir = Path(args.run)
     if args.resume:
@@ -207,21 +194,13 @@ def run(args) -> int:
                 f"--resume continues {run_dir} with its saved configuration; only --epochs and --data may "
                 f"be given, not {' '.join(fixed)}"
             )
-        if not (run_dir / CONFIG_NAME).exists():
-            raise UserError(f"--resume: {run_dir / CONFIG_NAME} does not exist; nothing to resume")
-        config = _with_flags(RunConfig.load(run_dir / CONFIG_NAME), args, _RESUME_OVERRIDES)
-        if args.data is not None:
-            config = config.replace(data=args.data)
+        options = TrainOptions(run=run_dir, resume=True, epochs=args.epochs, data=args.data, device=args.device,
+                               threads=args.threads, cache_dir=args.cache_dir, progress=args.progress)
     else:
-        config = build_config(args)
-    apply_threads(args)
-    report = train(config, run_dir, device=args.device, resume=args.resume, progress=args.progress)
+        options = TrainOptions(run=run_dir, config=build_config(args), device=args.device, threads=args.threads,
+                               cache_dir=args.cache_dir, progress=args.progress)
+    result = train(options)
     if int(os.environ.get("RANK", 0)) == 0:
-        print(
-            f"selected epoch {report['best_epoch']} on the validation users {report['split']['val_users']} "
-            f"(val accuracy {100 * report['val_accuracy']:.1f}%); test accuracy, evaluated once: "
-            f"{100 * report['test']['accuracy']:.1f}% (95% CI over users {100 * report['test']['ci95'][0]:.1f}-"
-            f"{100 * report['test']['ci95'][1]:.1f}%), last epoch {100 * report['test_last']['accuracy']:.1f}%; "
-            f"{report['train_seconds']:.0f} s; run: {run_dir} (next: gesture-snn evaluate --run {run_dir})"
-        )
+        for line in result.lines():
+            print(line)
     return 0

@@ -50,8 +50,9 @@ from typing import Callable
 
 import numpy as np
 
-from gesture_snn.errors import UserError
-from gesture_snn.rundir import atomic_write, atomic_write_json
+from gesture_snn.data import GENERATOR_MANIFEST
+from gesture_snn.spec.errors import UserError
+from gesture_snn.spec.files import atomic_write, atomic_write_json
 
 __all__ = [
     "LIGHTINGS",
@@ -79,7 +80,10 @@ TRAIN_USERS = tuple(range(1, 24))
 TEST_USERS = tuple(range(24, 30))
 #: Split name -> tonic's folder name.
 SPLIT_FOLDERS = {"train": "ibmGestureTrain", "test": "ibmGestureTest"}
-MANIFEST_NAME = "synth_manifest.json"
+#: The in-progress marker keeps its name from the module's first release (``synth``), like
+#: the manifest (:data:`gesture_snn.data.GENERATOR_MANIFEST`), so that sets and partial sets
+#: written before the rename are recognised and frame cache keys do not change.
+MANIFEST_NAME = GENERATOR_MANIFEST
 _IN_PROGRESS = ".synth_in_progress"  # marks DVSGesture.partial as ours while it is being written
 #: tonic 1.7.0 skips its download only if a split folder holds at least this many .npy files.
 TONIC_MIN_FILES = 100
@@ -934,6 +938,7 @@ def _write_sample(task: tuple[SynthConfig, SampleSpec, str]) -> int:
 def _placeholder_archive(folder: str) -> bytes:
     """A valid, deterministic .tar.gz holding a README: tonic only checks that the file exists."""
     text = (
+        # unchanged since the command was called `synth`, so that the set's bytes stay the same
         f"Placeholder for {folder}.tar.gz, written by `gesture-snn synth`.\n"
         f"The {folder}/ folder next to it holds a synthetic gesture set, not DVS128 Gesture.\n"
         "tonic.datasets.DVSGesture skips its download when this file and >= 100 .npy files exist.\n"
@@ -948,6 +953,7 @@ def _placeholder_archive(folder: str) -> bytes:
 
 
 def _manifest_entry(size: str, config: SynthConfig) -> dict:
+    # "gesture_snn.synth": the module's first name, kept so that existing sets and cache keys stay valid
     return {"generator": "gesture_snn.synth", "version": GENERATOR_VERSION, "size": size, "config": config.to_json()}
 
 
@@ -956,7 +962,7 @@ def _existing_set(root: Path, size: str, config: SynthConfig, specs: list[Sample
     manifest_path = root / MANIFEST_NAME
     if not manifest_path.is_file():
         raise UserError(
-            f"{root} exists but is not a synthetic set written by `gesture-snn synth` (no "
+            f"{root} exists but is not a synthetic set written by `gesture-snn synthetic` (no "
             f"{MANIFEST_NAME}); it may be the real DVS128 Gesture. Refusing to overwrite it: choose "
             "another --out directory."
         )
@@ -1039,7 +1045,7 @@ def generate(
             )
     if partial.exists():
         if not (partial / _IN_PROGRESS).exists():
-            raise UserError(f"{partial} exists and was not left by `gesture-snn synth`; move it away first")
+            raise UserError(f"{partial} exists and was not left by `gesture-snn synthetic`; move it away first")
         shutil.rmtree(partial)
     for stale in out.glob("DVSGesture.replaced-*"):  # left by a run killed while swapping folders
         if (stale / MANIFEST_NAME).is_file():
@@ -1070,7 +1076,7 @@ def _render_all(config: SynthConfig, specs: list[SampleSpec], root: Path, *, wor
     from tqdm.auto import tqdm
 
     tasks = [(config, spec, str(root)) for spec in specs]
-    bar = tqdm(total=len(tasks), desc="synth", unit="rec", disable=not progress)
+    bar = tqdm(total=len(tasks), desc="synthetic", unit="rec", disable=not progress)
     total = 0
     if workers == 1:
         for task in tasks:

@@ -1,4 +1,4 @@
-"""``gesture-snn synth``: write the built-in synthetic gesture set in tonic's DVSGesture layout."""
+"""``gesture-snn synthetic``: write the built-in synthetic gesture set in tonic's DVSGesture layout."""
 
 from __future__ import annotations
 
@@ -34,8 +34,8 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from gesture_snn.errors import UserError
-    from gesture_snn.synth import generate
+    from gesture_snn.spec.errors import UserError
+    from gesture_snn.synthetic import generate
 
     if args.seed < 0:
         raise UserError(f"--seed must be >= 0, got {args.seed}")

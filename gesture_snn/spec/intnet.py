@@ -1,9 +1,11 @@
-"""The integer network: parameters of docs/fixed_point.md, their validation, on-disk format and memory images.
+"""The integer network: parameters of docs/fixed_point.md, their widths, validation and on-disk format.
 
 An :class:`IntegerNetwork` holds every integer the chip needs: weights with (1 - alpha) folded in,
 decays as ``decay_bits`` fixed-point multipliers, thresholds and adaptation increments in membrane
 units, and the widths of every state variable. It checks all of them on construction, so a network
 that exists is one the golden model (:mod:`gesture_snn.golden`) and the gateware can run.
+:data:`WIDTH_DEFAULTS` are the deployed widths (the one place they are written), and
+:func:`check_binary_input` is the input contract both sides share.
 
 On disk an integer network is a directory (format ``gesture-snn-integer-network``, version 1)::
 
@@ -14,9 +16,7 @@ On disk an integer network is a directory (format ``gesture-snn-integer-network`
 :meth:`IntegerNetwork.load` checks the format name and version, every shape, dtype and checksum,
 and every value range, and names the file, index and value of the first thing that is wrong.
 
-:func:`memory_images` packs the parameters into memory words for the gateware,
-:func:`weight_memory_words` lists the words of the neuron core's two weight memories (what a board
-loads at run time), and :func:`write_memory_images` writes the images as ``$readmemh`` files.
+The memory images of the gateware are in :mod:`gesture_snn.spec.memory`.
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ import dataclasses
 import hashlib
 import io
 import json
-import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,26 +32,27 @@ from typing import Mapping
 
 import numpy as np
 
-from gesture_snn.errors import UserError
-from gesture_snn.rundir import atomic_write, atomic_write_json
+from gesture_snn.spec.errors import UserError
+from gesture_snn.spec.files import atomic_write, atomic_write_json
 
 __all__ = [
     "FORMAT_NAME",
     "FORMAT_VERSION",
     "WIDTH_LIMITS",
+    "WIDTH_DEFAULTS",
+    "complete_widths",
+    "SHIFT_LIMITS",
+    "EXP_LIMITS",
+    "DECODE_MODES",
     "IntegerNetwork",
     "IntegerNetworkFormatError",
-    "MemoryImage",
-    "memory_images",
-    "weight_memory_words",
-    "write_memory_images",
+    "check_binary_input",
     "random_network",
 ]
 
 FORMAT_NAME = "gesture-snn-integer-network"
 FORMAT_VERSION = 1
 MANIFEST_NAME = "manifest.json"
-MEMORY_MANIFEST_NAME = "memories.json"
 
 DECODE_MODES = ("last", "mean")
 
@@ -65,6 +65,16 @@ WIDTH_LIMITS: Mapping[str, tuple[int, int]] = {
     "adaptation_bits": (1, 32),
     "readout_bits": (2, 40),
     "score_bits": (2, 56),
+}
+#: The deployed widths, in bits: the defaults of :class:`IntegerNetwork`, of the quantizer and of
+#: ``gesture-snn quantize`` (the one place they are written).
+WIDTH_DEFAULTS: Mapping[str, int] = {
+    "weight_bits": 8,
+    "decay_bits": 12,
+    "membrane_bits": 16,
+    "adaptation_bits": 16,
+    "readout_bits": 24,
+    "score_bits": 32,
 }
 SHIFT_LIMITS = (0, 15)
 EXP_LIMITS = (-64, 64)
@@ -129,12 +139,12 @@ class IntegerNetwork:
     threshold_base: np.ndarray
     alpha_out: np.ndarray
     decode: str = "last"
-    weight_bits: int = 8
-    decay_bits: int = 12
-    membrane_bits: int = 16
-    adaptation_bits: int = 16
-    readout_bits: int = 24
-    score_bits: int = 32
+    weight_bits: int = WIDTH_DEFAULTS["weight_bits"]
+    decay_bits: int = WIDTH_DEFAULTS["decay_bits"]
+    membrane_bits: int = WIDTH_DEFAULTS["membrane_bits"]
+    adaptation_bits: int = WIDTH_DEFAULTS["adaptation_bits"]
+    readout_bits: int = WIDTH_DEFAULTS["readout_bits"]
+    score_bits: int = WIDTH_DEFAULTS["score_bits"]
     membrane_exp: int = 0
     readout_exp: int = 0
 
@@ -391,185 +401,39 @@ class IntegerNetwork:
         except ValueError as exc:
             raise IntegerNetworkFormatError(f"{path}: {exc}") from None
 
-    # --- memory images --------------------------------------------------------------------------
 
-    def memory_images(self, *, lanes: int = 1, readout_lanes: int | None = None) -> dict[str, "MemoryImage"]:
-        """Shorthand for :func:`memory_images` (``memory_images(self, ...)``)."""
-        return memory_images(self, lanes=lanes, readout_lanes=readout_lanes)
+def complete_widths(widths: Mapping[str, int]) -> dict[str, int]:
+    """``widths`` (some of the names of :data:`WIDTH_DEFAULTS`) completed with the defaults;
+    ValueError naming any unknown width."""
+    unknown = set(widths) - set(WIDTH_DEFAULTS)
+    if unknown:
+        raise ValueError(f"unknown width(s) {sorted(unknown)}; expected some of {sorted(WIDTH_DEFAULTS)}")
+    return {**WIDTH_DEFAULTS, **widths}
 
 
 # ------------------------------------------------------------------------------------------------
-# Memory images
+# The input contract
 
 
-@dataclass(frozen=True)
-class MemoryImage:
-    """Initial contents of one memory: ``depth`` words of ``width`` bits, each word packing lanes.
-
-    Word ``words[address]`` is an unsigned integer; lane ``l`` occupies bits
-    ``[l * lane_bits, (l + 1) * lane_bits)`` (lane 0 in the least significant bits). Signed lanes
-    are two's complement in ``lane_bits`` bits. ``layout`` says in words what address and lane
-    hold.
-    """
-
-    name: str
-    lane_bits: int
-    lanes: int
-    signed: bool
-    words: tuple[int, ...]
-    layout: str
-
-    @property
-    def width(self) -> int:
-        return self.lane_bits * self.lanes
-
-    @property
-    def depth(self) -> int:
-        return len(self.words)
-
-    def lane_values(self, address: int) -> list[int]:
-        """The ``lanes`` integers (sign-extended if signed) held by one word."""
-        word = self.words[address]
-        mask = (1 << self.lane_bits) - 1
-        values = []
-        for lane in range(self.lanes):
-            value = (word >> (lane * self.lane_bits)) & mask
-            if self.signed and value >> (self.lane_bits - 1):
-                value -= 1 << self.lane_bits
-            values.append(value)
-        return values
-
-    def hex_lines(self) -> list[str]:
-        """``$readmemh`` lines: one word per line, zero-padded hex, address 0 first."""
-        digits = max(1, math.ceil(self.width / 4))
-        return [f"{word:0{digits}x}" for word in self.words]
-
-
-def _pack_columns(matrix: np.ndarray, *, lanes: int, lane_bits: int) -> tuple[int, ...]:
-    """Pack ``matrix[row, column]``: address ``column * groups + g``, lane ``l`` = row ``g * lanes + l``."""
-    rows, columns = matrix.shape
-    groups = -(-rows // lanes)
-    padded = np.zeros((groups * lanes, columns), dtype=np.int64)
-    padded[:rows] = matrix
-    mask = (1 << lane_bits) - 1
-    words = []
-    for column in range(columns):
-        for g in range(groups):
-            word = 0
-            for lane, value in enumerate(padded[g * lanes:(g + 1) * lanes, column].tolist()):
-                word |= (value & mask) << (lane * lane_bits)
-            words.append(word)
-    return tuple(words)
-
-
-def memory_images(net: IntegerNetwork, *, lanes: int = 1, readout_lanes: int | None = None) -> dict[str, MemoryImage]:
-    """Pack the parameters of ``net`` into memory words for the gateware.
-
-    ``lanes`` (P) neurons share a word of the neuron-side memories; neuron ``j`` is in group
-    ``g = j // P``, lane ``l = j % P``. Groups = ceil(n_rec / P); missing neurons of the last group
-    are zero. ``readout_lanes`` (Q, default n_out) outputs share a word of the readout memories.
-
-    Memories (lane 0 in the least significant bits, signed lanes in two's complement):
-
-    ``w_in``    depth n_in * G, lane_bits = weight_bits, signed. Address ``i * G + g``, lane ``l``
-                holds ``w_in[g*P + l, i]``: an input event on input i reads addresses i*G .. i*G+G-1.
-    ``w_rec``   depth n_rec * G, same layout: address ``k * G + g``, lane ``l`` holds
-                ``w_rec[g*P + l, k]`` (spike of neuron k onto neuron g*P + l).
-    ``w_out``   depth n_rec * ceil(n_out / Q), lane_bits = weight_bits, signed. Address
-                ``j * ceil(n_out/Q) + h``, lane ``l`` holds ``w_out[h*Q + l, j]``.
-    ``alpha``, ``rho``  depth G, lane_bits = decay_bits, unsigned; address g, lane l: neuron g*P + l.
-    ``adapt_inc``       depth G, lane_bits = adaptation_bits, unsigned, same addressing.
-    ``threshold_base``  depth G, lane_bits = membrane_bits - 1, unsigned, same addressing.
-    ``alpha_out``       depth ceil(n_out / Q), lane_bits = decay_bits, unsigned; address h, lane l:
-                        output h*Q + l.
-    """
-    q = net.n_out if readout_lanes is None else readout_lanes
-    for name, value, limit in (("lanes", lanes, net.n_rec), ("readout_lanes", q, net.n_out)):
-        if not isinstance(value, int) or not 1 <= value <= limit:
-            raise ValueError(f"{name} = {value!r}; expected an integer in [1, {limit}]")
-    neuron = f"neuron j = g*{lanes} + l"
-    output = f"output k = h*{q} + l"
-    specs = [
-        ("w_in", net.w_in, lanes, net.weight_bits, True,
-         f"address i*G + g (G = ceil(n_rec/{lanes}) = {-(-net.n_rec // lanes)}), lane l: w_in[{neuron}, input i]"),
-        ("w_rec", net.w_rec, lanes, net.weight_bits, True,
-         f"address k*G + g (G = {-(-net.n_rec // lanes)}), lane l: w_rec[{neuron}, pre-synaptic k]"),
-        ("w_out", net.w_out, q, net.weight_bits, True,
-         f"address j*H + h (H = ceil(n_out/{q}) = {-(-net.n_out // q)}), lane l: w_out[{output}, neuron j]"),
-        ("alpha", net.alpha[:, None], lanes, net.decay_bits, False, f"address g, lane l: alpha[{neuron}]"),
-        ("rho", net.rho[:, None], lanes, net.decay_bits, False, f"address g, lane l: rho[{neuron}]"),
-        ("adapt_inc", net.adapt_inc[:, None], lanes, net.adaptation_bits, False,
-         f"address g, lane l: adapt_inc[{neuron}]"),
-        ("threshold_base", net.threshold_base[:, None], lanes, net.membrane_bits - 1, False,
-         f"address g, lane l: threshold_base[{neuron}]"),
-        ("alpha_out", net.alpha_out[:, None], q, net.decay_bits, False, f"address h, lane l: alpha_out[{output}]"),
-    ]
-    return {
-        name: MemoryImage(
-            name=name,
-            lane_bits=bits,
-            lanes=n_lanes,
-            signed=signed,
-            words=_pack_columns(matrix, lanes=n_lanes, lane_bits=bits),
-            layout=layout,
+def check_binary_input(x, n_in: int) -> np.ndarray:
+    """Return ``x`` as a bool array [B, T, n_in]; ValueError if it has another shape or a non-0/1 value."""
+    x = np.asarray(x)
+    if x.ndim != 3 or x.shape[2] != n_in:
+        raise ValueError(f"input must have shape [B, T, n_in = {n_in}]; got {x.shape}")
+    if x.shape[1] < 1:
+        raise ValueError("input has no time steps (T = 0)")
+    if x.dtype == bool:
+        return x
+    if not (np.issubdtype(x.dtype, np.integer) or np.issubdtype(x.dtype, np.floating)):
+        raise ValueError(f"input must be numeric 0/1 values; got dtype {x.dtype}")
+    bad = np.argwhere((x != 0) & (x != 1))
+    if len(bad):
+        index = tuple(int(i) for i in bad[0])
+        raise ValueError(
+            f"input x[{', '.join(map(str, index))}] = {x[index].item()!r} is not binary; the integer model takes "
+            "one event per active input per step (train with --frame-mode binary)"
         )
-        for name, matrix, n_lanes, bits, signed, layout in specs
-    }
-
-
-def weight_memory_words(net: IntegerNetwork, *, lanes: int, readout_lanes: int) -> tuple[list[int], list[int]]:
-    """The contents of the neuron core's two weight memories: (synaptic words, readout words).
-
-    Synaptic memory (memory 0 of the core's weight port and of the board protocol's LOAD_WEIGHT):
-    the ``w_in`` image followed by the ``w_rec`` image of :func:`memory_images` at ``lanes``, so
-    ``(n_in + n_rec) * ceil(n_rec / lanes)`` words of ``lanes`` weights; address
-    ``i * G + g`` (G = ceil(n_rec / lanes)) holds the weights from input ``i``, address
-    ``(n_in + k) * G + g`` those from recurrent neuron ``k``, onto neurons ``g * lanes + l``.
-    Readout memory (memory 1): the ``w_out`` image at ``readout_lanes``, ``n_rec * ceil(n_out /
-    readout_lanes)`` words of ``readout_lanes`` weights. Words are unsigned, lane 0 in the least
-    significant bits, each weight two's complement in ``weight_bits``. Refuses lane counts out of
-    range as :func:`memory_images` does.
-    """
-    images = memory_images(net, lanes=lanes, readout_lanes=readout_lanes)
-    return list(images["w_in"].words + images["w_rec"].words), list(images["w_out"].words)
-
-
-def write_memory_images(
-    net: IntegerNetwork, directory: str | os.PathLike, *, lanes: int = 1, readout_lanes: int | None = None
-) -> dict[str, Path]:
-    """Write ``<name>.hex`` (``$readmemh``) for every memory of :func:`memory_images` plus ``memories.json``.
-
-    ``memories.json`` lists per memory its file, width, depth, lanes, lane_bits, signedness and
-    layout. Returns ``{name: path of the .hex file}``.
-    """
-    directory = Path(directory)
-    images = memory_images(net, lanes=lanes, readout_lanes=readout_lanes)
-    paths = {}
-    for name, image in images.items():
-        text = "\n".join(image.hex_lines()) + "\n"
-        paths[name] = atomic_write(directory / f"{name}.hex", lambda f, text=text: f.write(text))
-    atomic_write_json(
-        directory / MEMORY_MANIFEST_NAME,
-        {
-            "format": f"{FORMAT_NAME}-memories",
-            "version": FORMAT_VERSION,
-            "lanes": lanes,
-            "readout_lanes": images["w_out"].lanes,
-            "memories": {
-                name: {
-                    "file": f"{name}.hex",
-                    "width": image.width,
-                    "depth": image.depth,
-                    "lanes": image.lanes,
-                    "lane_bits": image.lane_bits,
-                    "signed": image.signed,
-                    "layout": image.layout,
-                }
-                for name, image in images.items()
-            },
-        },
-    )
-    return paths
+    return x.astype(bool)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -582,18 +446,16 @@ def random_network(
     n_rec: int,
     n_out: int,
     *,
-    weight_bits: int = 8,
-    decay_bits: int = 12,
-    membrane_bits: int = 16,
-    adaptation_bits: int = 16,
-    readout_bits: int = 24,
-    score_bits: int = 32,
     shift_in: int | None = None,
     shift_rec: int | None = None,
     decode: str | None = None,
     extreme: float = 0.2,
+    **widths: int,
 ) -> IntegerNetwork:
     """A random valid network for tests, biased towards corners: saturation, ties, zero thresholds.
+
+    ``widths``: any of the widths of :data:`WIDTH_DEFAULTS` (``weight_bits=4``, ...), the others
+    take their defaults.
 
     Each weight is, with probability ``extreme``, one of -wmax, 0, +wmax, otherwise uniform over
     the symmetric range; decays likewise favour 0, 2^(D-1) and 2^D - 1; thresholds are small
@@ -608,6 +470,9 @@ def random_network(
         values[corner] = rng.choice(np.asarray(corners), size=int(corner.sum()))
         return values
 
+    widths = complete_widths(widths)
+    weight_bits, decay_bits, membrane_bits, adaptation_bits = (
+        widths[name] for name in ("weight_bits", "decay_bits", "membrane_bits", "adaptation_bits"))
     wmax = (1 << (weight_bits - 1)) - 1
     dmax = (1 << decay_bits) - 1
     vmax = (1 << (membrane_bits - 1)) - 1
@@ -630,12 +495,7 @@ def random_network(
         threshold_base=pick(0, min(vmax, 2 * (wmax + 1)), [0, vmax], n_rec),
         alpha_out=decays(n_out),
         decode=decode if decode is not None else str(rng.choice(DECODE_MODES)),
-        weight_bits=weight_bits,
-        decay_bits=decay_bits,
-        membrane_bits=membrane_bits,
-        adaptation_bits=adaptation_bits,
-        readout_bits=readout_bits,
-        score_bits=score_bits,
+        **widths,
     )
 
 

@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gesture_snn import synth
+from gesture_snn import synthetic
 from gesture_snn.cli import main as cli_main
-from gesture_snn.errors import UserError
-from gesture_snn.synth import SIZES, SampleSpec, SynthConfig, generate, plan, render_sample
+from gesture_snn.spec.errors import UserError
+from gesture_snn.synthetic import SIZES, SampleSpec, SynthConfig, generate, plan, render_sample
 
 SEED = 3
 #: The shortest recordings the generator accepts: for the tests that only exercise the writing.
@@ -24,7 +24,7 @@ FASTEST = SynthConfig(duration_ms=100)
 @pytest.fixture(scope="module")
 def tiny_root(tmp_path_factory) -> Path:
     """``generate(size="tiny", seed=SEED)`` with two worker processes."""
-    out = tmp_path_factory.mktemp("synth")
+    out = tmp_path_factory.mktemp("synthetic")
     summary = generate(out, size="tiny", seed=SEED, workers=2, progress=False)
     assert summary.created
     return out
@@ -42,14 +42,14 @@ def test_tonic_loads_both_splits_without_download(tiny_root, monkeypatch):
 
     monkeypatch.setattr(tonic.datasets.DVSGesture, "download", no_download)
     specs = plan(tiny_config())
-    for train, split, users in ((True, "train", synth.TRAIN_USERS), (False, "test", synth.TEST_USERS)):
+    for train, split, users in ((True, "train", synthetic.TRAIN_USERS), (False, "test", synthetic.TEST_USERS)):
         dataset = tonic.datasets.DVSGesture(str(tiny_root), train=train)
         expected = {s.relpath for s in specs if s.split == split}
         folder = tiny_root / "DVSGesture"
         assert {str(Path(p).relative_to(folder)) for p in dataset.data} == expected
         assert len(dataset) >= 100
         assert set(dataset.users) == set(users)
-        assert set(dataset.lighting) <= set(synth.LIGHTINGS)
+        assert set(dataset.lighting) <= set(synthetic.LIGHTINGS)
         for path, target, user in zip(dataset.data, dataset.targets, dataset.users):
             assert int(Path(path).stem) == target
             assert Path(path).parent.name.startswith(f"user{user:02d}_")
@@ -64,7 +64,7 @@ def test_tonic_loads_both_splits_without_download(tiny_root, monkeypatch):
 
 
 def test_every_test_user_has_two_lightings_and_all_classes(tiny_root):
-    for split, users in (("ibmGestureTrain", synth.TRAIN_USERS), ("ibmGestureTest", synth.TEST_USERS)):
+    for split, users in (("ibmGestureTrain", synthetic.TRAIN_USERS), ("ibmGestureTest", synthetic.TEST_USERS)):
         folders = sorted((tiny_root / "DVSGesture" / split).iterdir())
         assert {int(f.name[4:6]) for f in folders} == set(users)
         for folder in folders:
@@ -176,9 +176,9 @@ def test_limbs_brighter_or_darker_than_the_wall_at_random():
     than the wall in some sessions and darker in others."""
     config = SIZES["quick"]
     sessions = [
-        synth._session(config, SampleSpec("train" if user <= 23 else "test", user, lighting, 0))
+        synthetic._session(config, SampleSpec("train" if user <= 23 else "test", user, lighting, 0))
         for user in range(1, 30)
-        for lighting in synth.LIGHTINGS
+        for lighting in synthetic.LIGHTINGS
     ]
     for part in ("cloth", "skin"):
         assert 0.3 < np.mean([getattr(s, part) > 0 for s in sessions]) < 0.7
@@ -223,14 +223,14 @@ def test_placeholder_archives_are_valid_and_manifest_written(tiny_root):
     for folder in ("ibmGestureTrain", "ibmGestureTest"):
         with tarfile.open(root / f"{folder}.tar.gz") as tar:
             assert tar.getnames() == ["README.synthetic.txt"]
-    manifest = json.loads((root / synth.MANIFEST_NAME).read_text())
+    manifest = json.loads((root / synthetic.MANIFEST_NAME).read_text())
     assert manifest["size"] == "tiny" and manifest["config"]["seed"] == SEED
     assert manifest["files"] == {"train": 253, "test": 132}
     assert not (tiny_root / "DVSGesture.partial").exists()
 
 
 def test_cli_reports_existing_set(tiny_root, capsys):
-    assert cli_main(["synth", "--out", str(tiny_root), "--size", "tiny", "--seed", str(SEED), "--no-progress"]) == 0
+    assert cli_main(["synthetic", "--out", str(tiny_root), "--size", "tiny", "--seed", str(SEED), "--no-progress"]) == 0
     assert "already" in capsys.readouterr().out
 
 
@@ -240,14 +240,14 @@ def test_refuses_a_folder_it_did_not_write(tmp_path, capsys):
     np.save(real / "0.npy", np.zeros((3, 4)))
     with pytest.raises(UserError, match="not a synthetic set"):
         generate(tmp_path, config=FASTEST, force=True, progress=False)
-    assert cli_main(["synth", "--out", str(tmp_path), "--size", "tiny", "--force", "--no-progress"]) == 2
+    assert cli_main(["synthetic", "--out", str(tmp_path), "--size", "tiny", "--force", "--no-progress"]) == 2
     assert "Refusing to overwrite" in capsys.readouterr().err
     assert sorted(p.name for p in (tmp_path / "DVSGesture").rglob("*")) == ["0.npy", "ibmGestureTrain", "user01_led"]
 
 
 def test_interrupted_run_leaves_no_set_and_next_run_completes(tmp_path, monkeypatch):
     written = []
-    write = synth._write_sample
+    write = synthetic._write_sample
 
     def write_then_crash(task):
         if len(written) == 10:
@@ -255,13 +255,13 @@ def test_interrupted_run_leaves_no_set_and_next_run_completes(tmp_path, monkeypa
         written.append(task)
         return write(task)
 
-    monkeypatch.setattr(synth, "_write_sample", write_then_crash)
+    monkeypatch.setattr(synthetic, "_write_sample", write_then_crash)
     with pytest.raises(KeyboardInterrupt):
         generate(tmp_path, config=FASTEST, workers=1, progress=False)
     assert not (tmp_path / "DVSGesture").exists()
     assert len(list((tmp_path / "DVSGesture.partial").rglob("*.npy"))) == 10
 
-    monkeypatch.setattr(synth, "_write_sample", write)
+    monkeypatch.setattr(synthetic, "_write_sample", write)
     summary = generate(tmp_path, config=FASTEST, workers=1, progress=False)
     assert summary.created and not (tmp_path / "DVSGesture.partial").exists()
     assert len(list((tmp_path / "DVSGesture").rglob("*.npy"))) == len(plan(FASTEST))
@@ -271,7 +271,7 @@ def test_interrupted_run_leaves_no_set_and_next_run_completes(tmp_path, monkeypa
         generate(tmp_path, config=other, progress=False)
     replaced = generate(tmp_path, config=other, force=True, progress=False)
     assert replaced.created
-    assert json.loads((tmp_path / "DVSGesture" / synth.MANIFEST_NAME).read_text())["config"]["seed"] == 1
+    assert json.loads((tmp_path / "DVSGesture" / synthetic.MANIFEST_NAME).read_text())["config"]["seed"] == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["DVSGesture"]
 
 
@@ -279,3 +279,14 @@ def test_refuses_a_partial_folder_it_did_not_leave(tmp_path):
     (tmp_path / "DVSGesture.partial").mkdir()
     with pytest.raises(UserError, match="not left by"):
         generate(tmp_path, config=FASTEST, progress=False)
+
+
+def test_synthetic_command_and_deprecated_synth(tiny_root, capsys):
+    args = ["--out", str(tiny_root), "--size", "tiny", "--seed", str(SEED), "--no-progress"]
+    assert cli_main(["synthetic", *args]) == 0
+    new = capsys.readouterr()
+    assert "already" in new.out and new.err == ""
+    assert cli_main(["synth", *args]) == 0  # the old name still works, with the same output
+    old = capsys.readouterr()
+    assert old.out == new.out
+    assert old.err == "gesture-snn: 'synth' is deprecated, use 'synthetic'; it will be removed in the next release\n"

@@ -2,11 +2,11 @@
 
 Per recording: number of events, length (last event time), events per second, share of ON
 events, active pixels (pixels with at least one event), and the time to frame it with
-gesture_snn.data.events_to_frames (the hardware preset's framing: 16 x 16, 10 ms bins, 1.6 s).
+gesture_snn.framing.events_to_frames (the hardware preset's framing: 16 x 16, 10 ms bins, 1.6 s).
 Prints percentiles and, with --plot, writes a histogram figure.
 
-    python benchmarks/synth_stats.py --data /tmp/synq [--plot docs/synth_stats_quick.png]
-    python benchmarks/synth_stats.py --render full --sample 40      # render 40 random recordings of a size, write nothing
+    python benchmarks/synthetic_stats.py --data /tmp/synq [--plot docs/synthetic_stats_quick.png]
+    python benchmarks/synthetic_stats.py --render full --sample 40      # render 40 random recordings of a size, write nothing
 
 Results for the built-in sizes are in docs/synthetic_data.md.
 """
@@ -24,7 +24,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gesture_snn.data import FrameConfig, events_to_frames  # noqa: E402
+from gesture_snn.framing import FrameConfig, events_to_frames  # noqa: E402
 
 FRAMES = FrameConfig(size=16, bin_ms=10, window_ms=1600, mode="binary")
 
@@ -66,7 +66,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     rows, render_s = [], []
     if args.render:
-        from gesture_snn.synth import SIZES, plan, render_sample
+        from gesture_snn.synthetic import SIZES, plan, render_sample
         import dataclasses
 
         config = dataclasses.replace(SIZES[args.render], seed=args.seed)
