@@ -93,3 +93,21 @@ def _no_tonic_download():
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(tonic.datasets.DVSGesture, "download", refuse)
         yield
+
+
+@pytest.fixture
+def integer_run_dir(tmp_path, tiny_dvs_root) -> Path:
+    """A quantized run directory without training: config.json (``INTEGER_RUN_FRAMES`` of the tiny
+    root) and integer/ (a random 32 -> 8 -> 11 integer network, seed 5), for the stages that start
+    from the integer network (simulate, stream, build)."""
+    from gesture_snn.config import RunConfig
+    from gesture_snn.spec.intnet import random_network
+
+    from framesets import INTEGER_RUN_FRAMES
+
+    run = tmp_path / "run"
+    run.mkdir()
+    config = {"frames": INTEGER_RUN_FRAMES, "model": {"hidden": [8]}, "data": str(tiny_dvs_root)}
+    RunConfig.from_dict(config).save(run / "config.json")
+    random_network(np.random.default_rng(5), 32, 8, 11, shift_in=3, shift_rec=2, decode="mean").save(run / "integer")
+    return run

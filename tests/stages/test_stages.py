@@ -16,7 +16,7 @@ from gesture_snn.rundir import IntegerRun, Section, quantized, read_report, simu
 from gesture_snn.spec.errors import UserError
 from gesture_snn.spec.intnet import random_network
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def readme_example() -> str:

@@ -674,19 +674,9 @@ def test_icebreaker_top_comes_out_of_reset_and_identifies_itself_through_its_pin
 # gesture-snn stream
 
 
-FRAMES = {"size": 4, "bin_ms": 20.0, "window_ms": 100.0, "mode": "binary"}  # 32 inputs, 5 steps
-
-
 @pytest.fixture
-def run_dir(tmp_path, tiny_dvs_root):
-    """A run directory with config.json (4 x 4 x 2 binary frames of the tiny root) and integer/ (32 -> 8 -> 11)."""
-    from gesture_snn.config import RunConfig
-
-    run = tmp_path / "run"
-    run.mkdir()
-    RunConfig.from_dict({"frames": FRAMES, "model": {"hidden": [8]}, "data": str(tiny_dvs_root)}).save(run / "config.json")
-    random_network(np.random.default_rng(5), 32, 8, 11, shift_in=3, shift_rec=2, decode="mean").save(run / "integer")
-    return run
+def run_dir(integer_run_dir):
+    return integer_run_dir
 
 
 @pytest.fixture

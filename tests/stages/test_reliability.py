@@ -24,28 +24,18 @@ from gesture_snn import rundir
 from gesture_snn.spec import files
 from gesture_snn.cli import main as cli
 from gesture_snn.config import ConfigError, RunConfig
-from gesture_snn.framing import FrameConfig, FrameSet
+from gesture_snn.framing import FrameConfig
 from gesture_snn.spec.errors import UserError
 from gesture_snn.rundir import checkpoint_path, read_report
 from gesture_snn.spec.files import WriteError
 from gesture_snn.checkpoints import load_checkpoint, load_model, save_checkpoint
 from gesture_snn.train import train
 
+from framesets import random_frameset
+
 torch.set_num_threads(1)
-ROOT = Path(__file__).resolve().parent.parent
-
-TINY_FRAMES = FrameConfig(size=4, bin_ms=20.0, window_ms=200.0)
-
-
-def random_frameset(n: int, seed: int, users=(1, 2, 3, 4)) -> FrameSet:
-    rng = np.random.default_rng(seed)
-    labels = rng.integers(0, 11, n)
-    frames = (rng.random((n, *TINY_FRAMES.frame_shape)) < 0.1).astype(np.uint8)
-    for i, label in enumerate(labels):
-        frames[i, :, label % 2, (label // 2) % 2 * 2, label % 4] = 1
-    return FrameSet(frames=frames, labels=labels.astype(np.int64), files=[f"f{i}.npy" for i in range(n)],
-                    users=np.asarray(users, np.int64)[np.arange(n) % len(users)], config=TINY_FRAMES)
-
+ROOT = Path(__file__).resolve().parents[2]
+TESTS = ROOT / "tests"
 
 def tiny_config(**train) -> RunConfig:
     return RunConfig().replace(
@@ -168,7 +158,7 @@ def test_crash_at_every_write_then_resume_agrees(tmp_path, splits, reference):
 
 KILLER = textwrap.dedent("""
     import os, signal, sys
-    sys.path.insert(0, {root!r}); sys.path.insert(0, {tests!r})
+    sys.path.insert(0, {root!r}); sys.path.insert(0, {tests!r}); sys.path.insert(0, {here!r})
     import torch
     torch.set_num_threads(1)
     from gesture_snn.spec import files
@@ -201,7 +191,7 @@ def test_kill_9_at_many_points_then_resume_agrees(tmp_path, splits, reference):
     """A real SIGKILL of a training process before, inside and after many of its file writes."""
     n, report = reference
     script = tmp_path / "killer.py"
-    script.write_text(KILLER.format(root=str(ROOT), tests=str(ROOT / "tests")))
+    script.write_text(KILLER.format(root=str(ROOT), tests=str(TESTS), here=str(Path(__file__).resolve().parent)))
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     for k in range(2, n + 1, 2):
         for where in ("before", "inside", "after"):
@@ -413,7 +403,7 @@ def test_a_disconnected_port_is_a_clear_error():
 
 
 def integer_run(tmp_path: Path, *, frame_size: int) -> Path:
-    sys.path.insert(0, str(ROOT / "tests"))
+    sys.path.insert(0, str(TESTS))
     from networks import small_network
 
     run = tmp_path / "run"

@@ -11,7 +11,7 @@ import torch
 
 from gesture_snn.cli import main as cli
 from gesture_snn.config import RunConfig
-from gesture_snn.framing import FrameConfig, FrameSet
+from gesture_snn.framing import FrameConfig
 from gesture_snn.spec.errors import UserError
 from gesture_snn.energy import NetworkShape
 from gesture_snn.evaluate import Evaluation, Prediction, evaluate
@@ -20,24 +20,9 @@ from gesture_snn.checkpoints import load_model
 from gesture_snn.rundir import checkpoint_path
 from gesture_snn.train import random_shift, train
 
+from framesets import random_frameset
+
 torch.set_num_threads(1)
-
-TINY_FRAMES = FrameConfig(size=4, bin_ms=20.0, window_ms=200.0)  # 32 inputs, 10 steps
-
-
-def random_frameset(n: int, seed: int, config: FrameConfig = TINY_FRAMES, users=(1, 2, 3, 4)) -> FrameSet:
-    """Binary frames whose class shows in which quarter of the frame is active; samples go to
-    ``users`` in turn (the tiny runs hold out user 4 for validation)."""
-    rng = np.random.default_rng(seed)
-    labels = rng.integers(0, 11, n)
-    frames = (rng.random((n, *config.frame_shape)) < 0.1).astype(np.uint8)
-    for i, label in enumerate(labels):
-        frames[i, :, label % 2, (label // 2) % 2 * 2, label % 4] = 1
-    return FrameSet(
-        frames=frames, labels=labels.astype(np.int64), files=[f"f{i}.npy" for i in range(n)],
-        users=np.asarray(users, np.int64)[np.arange(n) % len(users)], config=config,
-    )
-
 
 def tiny_config(**train) -> RunConfig:
     return RunConfig().replace(

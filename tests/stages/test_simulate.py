@@ -6,25 +6,17 @@ import dataclasses
 import json
 import re
 
-import numpy as np
 import pytest
 
 from gesture_snn import cli
 from gesture_snn.config import RunConfig
-from gesture_snn.spec.intnet import random_network
 
-FRAMES = {"size": 4, "bin_ms": 20.0, "window_ms": 100.0, "mode": "binary"}  # 32 inputs, 5 steps
+from framesets import INTEGER_RUN_FRAMES as FRAMES
 
 
 @pytest.fixture
-def run_dir(tmp_path, tiny_dvs_root):
-    """A run directory with config.json (4 x 4 x 2 binary frames of the tiny root) and integer/ (32 -> 8 -> 11)."""
-    run = tmp_path / "run"
-    run.mkdir()
-    RunConfig.from_dict({"frames": FRAMES, "model": {"hidden": [8]}, "data": str(tiny_dvs_root)}).save(run / "config.json")
-    net = random_network(np.random.default_rng(5), 32, 8, 11, shift_in=3, shift_rec=2, decode="mean")
-    net.save(run / "integer")
-    return run
+def run_dir(integer_run_dir):
+    return integer_run_dir
 
 
 def test_simulate_matches_and_reports(run_dir, tmp_path, capsys):
