@@ -1,12 +1,14 @@
 """gesture-snn: DVS gesture recognition with adaptive spiking recurrent networks, from PyTorch to FPGA.
 
-Pipeline stages, one module (or sub-package) each:
+Layers (docs/architecture.md; tests/test_architecture.py enforces them), lowest first:
 
-    data / synthetic / fetch  DVS128 Gesture roots (tonic's layout): files, generator, download
-    framing               events -> frames (a tonic transform), frame cache, batches
-    model / train / evaluate  float SRNN in PyTorch
-    quantize / golden     integer network and its golden model (docs/fixed_point.md)
-    hdl (top-level package)  Amaranth gateware, simulation and bitstream builds
+    spec                  the contract both sides share: integer network format, memory layout,
+                          serial protocol (numpy only)
+    software              data / synthetic / fetch / framing, neurons / model / train / evaluate,
+                          quantize / golden, host_link: this package's other modules
+    hdl (top-level)       Amaranth gateware, simulation and bitstream builds (imports only spec)
+    stages                one Python function per pipeline stage
+    demo, cli / commands  the whole pipeline; the command line
 """
 
 __version__ = "0.1.0"

@@ -15,7 +15,7 @@ from gesture_snn.spec.errors import UserError
 
 # Order is the pipeline order; it is also the order of `gesture-snn --help`.
 COMMANDS = ("synthetic", "fetch", "train", "evaluate", "controls", "experiment", "rate-sweep", "quantize", "simulate",
-            "build", "stream", "demo")
+            "build", "program", "export", "stream", "demo")
 #: Old command name -> new one: still accepted for one release, with a deprecation message on stderr.
 DEPRECATED_COMMANDS = {"synth": "synthetic"}
 

@@ -18,6 +18,7 @@ from gesture_snn.spec.errors import UserError
 from gesture_snn.spec.protocol import (
     DEFAULT_BAUD,
     IDENTIFY,
+    MAX_INPUTS,
     ClassReply,
     Command,
     DeviceInfo,
@@ -51,13 +52,18 @@ class SampleExchange:
     Call :meth:`outgoing` for bytes to send (a whole step, or nothing while the board is still
     answering the previous one) and :meth:`receive` with the replies that arrive, until
     :attr:`done`; then :attr:`result`. ``frames`` is the sample's binary input [T, n_in].
+    ``encoding``: how a step's inputs are sent (:func:`~gesture_snn.spec.protocol.encode_step`):
+    ``"best"`` (default: per step the shorter of the EVENT list and the BITMAP frame),
+    ``"events"`` or ``"bitmap"``.
     """
 
-    def __init__(self, frames, *, n_rec: int):
+    def __init__(self, frames, *, n_rec: int, encoding: str = "best"):
         frames = np.asarray(frames)
         if frames.ndim != 2 or frames.shape[0] < 1:
             raise ValueError(f"frames must have shape [T >= 1, n_in]; got {frames.shape}")
         self._steps = [np.flatnonzero(step) for step in frames]
+        self._n_in = frames.shape[1]
+        self._encoding = encoding
         self._spikes = np.zeros((len(self._steps), n_rec), np.uint8)
         self._sent = 0  # steps sent
         self._ended = 0  # END_OF_STEP replies received
@@ -73,7 +79,7 @@ class SampleExchange:
             return b""
         t = self._sent
         self._sent += 1
-        return encode_step(self._steps[t], last=t == len(self._steps) - 1)
+        return encode_step(self._steps[t], last=t == len(self._steps) - 1, n_in=self._n_in, encoding=self._encoding)
 
     def receive(self, replies: Sequence) -> None:
         """Account for replies; ProtocolError if one does not fit the exchange."""
@@ -113,6 +119,7 @@ class BoardLink:
     ``write(data)``, ``read(size)`` returning ``b""`` after its timeout, and ``in_waiting``).
 
     ``timeout_s``: longest silence from the board while a reply is due before ProtocolError.
+    ``encoding``: how steps are sent (:class:`SampleExchange`; default per step the shorter).
     Typical use::
 
         link = BoardLink(open_serial("/dev/ttyUSB1", baud=115200))
@@ -125,24 +132,26 @@ class BoardLink:
     Attributes: ``info``, the last :class:`DeviceInfo` received (None before :meth:`identify`).
     """
 
-    def __init__(self, port, *, timeout_s: float = 5.0):
+    def __init__(self, port, *, timeout_s: float = 5.0, encoding: str = "best"):
         self.port = port
         self.timeout_s = timeout_s
+        self.encoding = encoding
         self.info: DeviceInfo | None = None
         self._decoder = ReplyDecoder()
 
-    def reset(self) -> DeviceInfo:
+    def reset(self, *, n_in: int = MAX_INPUTS) -> DeviceInfo:
         """Bring the board to a known state and identify it, within ``timeout_s`` in all.
 
         Drains what the board is still sending, ends any frame it was inside (:func:`encode_resync`,
-        sized for the largest word a LOAD_WEIGHT may carry), closes any sample it was inside with
+        sized for the largest word a LOAD_WEIGHT may carry and a BITMAP frame of ``n_in`` inputs:
+        pass the network's to keep the reset short at a slow baud rate), closes any sample it was inside with
         END_OF_SAMPLE (discarding that sample's replies), then sends IDENTIFY. A port that keeps
         sending without going quiet, sends nothing, or sends replies that never end the sample is a
         ProtocolError after ``timeout_s`` seconds at most.
         """
         deadline = time.monotonic() + self.timeout_s
         self._drain(deadline=deadline)
-        self._write(encode_resync(255) + bytes([Command.END_OF_SAMPLE]))
+        self._write(encode_resync(255, n_in) + bytes([Command.END_OF_SAMPLE]))
         while not any(isinstance(reply, ClassReply) for reply in self._receive(deadline=deadline, waiting_for=(
                 "the end of the interrupted sample after the reset"))):
             pass
@@ -173,7 +182,7 @@ class BoardLink:
 
     def run_sample(self, frames) -> SampleResult:
         """Stream one sample [T, n_in] lock-step and return the board's spikes and class."""
-        exchange = SampleExchange(frames, n_rec=self._identified().n_rec)
+        exchange = SampleExchange(frames, n_rec=self._identified().n_rec, encoding=self.encoding)
         while not exchange.done:
             data = exchange.outgoing()
             if data:

@@ -1,23 +1,30 @@
-"""Board tops: the neuron core behind a UART on the iCEBreaker (iCE40 UP5K) and the ULX3S (ECP5).
+"""Board tops: the neuron core behind a UART on any amaranth-boards board with an iCE40 UP5K or an ECP5.
 
 :class:`SerialNeuronCore` is the board-independent part: UART receiver, :class:`~hdl.protocol.CommandDecoder`,
 :class:`~hdl.core.NeuronCore`, :class:`~hdl.protocol.ReplyEncoder` and UART transmitter, with
-status signals for LEDs. A :class:`Board` is the pins of one board; the FPGA on it (family,
-device, package), its oscillator frequency and the core's defaults are the build target's
-(:class:`hdl.targets.Target`, the one table of them). :class:`BoardTop` wraps the core for one
-target: its only ports are the board's pins, it makes the ``sync`` clock domain from the
-oscillator pin with a power-on reset, and drives the LEDs. :func:`top_for_target` and
-:func:`constraints_for_target` give the build flow the top and the pin constraints (.pcf for
-nextpnr-ice40, .lpf for nextpnr-ecp5) of a target. docs/boards.md describes the pins, the LEDs
-and the byte protocol.
+status signals for LEDs. :class:`BoardTop` puts it on an Amaranth platform: it
+``platform.request()``-s the board's ``uart`` and ``led`` resources, and takes its ``sync`` clock
+domain from the platform (the board oscillator, and the platform's power-on reset; on the iCE40
+the reset is held 15 us after configuration, while the block RAMs cannot yet be read).
+
+:func:`boards` finds the boards by walking ``amaranth_boards``: every platform on an iCE40 UP5K
+or an ECP5 (LFE5U, LFE5UM, LFE5UM5G) with a ``uart`` resource. A :class:`Board` adds what
+amaranth-boards does not say: the USB-UART bridge and its reliable baud rate, which LED shows
+what, and pins to hold (the ULX3S's ESP32 GPIO0). The bare ``--target`` devices of
+:mod:`hdl.targets` map to boards through :attr:`hdl.targets.Target.board`. docs/boards.md lists
+the boards, the LEDs and the byte protocol.
 """
 
 from __future__ import annotations
 
+import functools
+import importlib
+import inspect
+import pkgutil
 from dataclasses import dataclass
 
-from amaranth import ClockDomain, ClockSignal, Module, Mux, ResetSignal, Signal
-from amaranth.lib import data, wiring
+from amaranth import Elaboratable, Module, Mux, Signal
+from amaranth.lib import data, io, wiring
 from amaranth.lib.wiring import In, Out
 
 from gesture_snn.spec.protocol import DEFAULT_BAUD, DeviceInfo, LinkErrors
@@ -27,8 +34,8 @@ from hdl import targets
 from hdl.uart import UARTReceiver, UARTTransmitter, uart_divisor
 
 __all__ = [
-    "StatusLayout", "SerialNeuronCore", "Pin", "Board", "ICEBREAKER", "ULX3S", "BOARDS",
-    "BoardTop", "top_for_target", "constraints_for_target",
+    "StatusLayout", "SerialNeuronCore", "LED_ROLES", "Bridge", "BRIDGES", "EXCLUDED", "Board", "boards", "board",
+    "board_for_target", "BoardTop", "resource_pins",
 ]
 
 
@@ -135,217 +142,298 @@ class SerialNeuronCore(wiring.Component):
 # --------------------------------------------------------------------------------------------
 # Boards
 
-#: What a pin of a board top does. "clock": the oscillator input; "uart_rx" / "uart_tx": the
-#: FTDI serial bridge (rx is the FPGA's input); "heartbeat": blinks (period about 0.7 s) while the
-#: clock runs; "error", "busy", "prediction0".."prediction3": :class:`StatusLayout` fields;
-#: "high" / "low": driven constant.
-PIN_ROLES = ("clock", "uart_rx", "uart_tx", "heartbeat", "error", "busy",
-             "prediction0", "prediction1", "prediction2", "prediction3", "high", "low")
+#: What an LED of a board top shows, in the order LEDs ``led 0, 1, ...`` get them unless a board
+#: says otherwise: "error" (a link error since the last IDENT), "heartbeat" (blinks, period about
+#: 0.7 s, while the clock runs), "busy" and "prediction0".."prediction3" (:class:`StatusLayout`),
+#: "low" (off).
+LED_ROLES = ("error", "heartbeat", "busy", "prediction0", "prediction1", "prediction2", "prediction3", "low")
 
 
 @dataclass(frozen=True)
-class Pin:
-    """One top-level port of a board top: its port name, package pin (site), role (:data:`PIN_ROLES`),
-    and whether it is active low (an LED that lights on 0) or needs the FPGA's pull-up."""
+class Bridge:
+    """The USB-UART bridge of a board: ``chip``, the highest baud rate the project uses on it
+    (``max_baud``) and where that comes from (``source``)."""
 
-    name: str
-    site: str
-    role: str
-    active_low: bool = False
-    pullup: bool = False
+    chip: str
+    max_baud: int
+    source: str
 
-    def __post_init__(self):
-        if self.role not in PIN_ROLES:
-            raise ValueError(f"pin {self.name}: role {self.role!r}; expected one of {', '.join(PIN_ROLES)}")
+
+_FT2232H = Bridge("FTDI FT2232H", 3_000_000,
+                  "FTDI DS_FT2232H data sheet: UART up to 12 Mbaud; 3 Mbaud is an exact divisor of its 12 MHz "
+                  "baud clock and the project's reliable limit")
+_FT231X = Bridge("FTDI FT231X", 3_000_000, "FTDI DS_FT231X data sheet: 300 baud to 3 Mbaud at TTL levels")
+_UNKNOWN = Bridge("unknown", DEFAULT_BAUD, "no data sheet rate known: the protocol's default")
+_NONE = Bridge("none (UART pins on a header: an external adapter)", DEFAULT_BAUD,
+               "depends on the adapter: the protocol's default")
+
+#: The USB-UART bridge of each amaranth-boards module (schematics of the boards); others: unknown.
+BRIDGES: dict[str, Bridge] = {
+    "icebreaker": _FT2232H,  # iCEBreaker v1.0: FT2232H, channel B is the UART
+    "ulx3s": _FT231X,  # ULX3S v3.0: FT231XS
+    "ecpix5": _FT2232H,  # ECPIX-5: FT2232HQ, channel B is the UART
+    "ecp5_5g_evn": _FT2232H,  # Lattice ECP5-5G evaluation board: FT2232H
+    "versa_ecp5": _FT2232H,  # Lattice ECP5 Versa: FT2232H
+    "versa_ecp5_5g": _FT2232H,
+    "icesugar": Bridge("iCELink (MCU, USB CDC)", DEFAULT_BAUD, "no rate documented: the protocol's default"),
+    "icesugar_pro": Bridge("iCELink (MCU, USB CDC)", DEFAULT_BAUD, "no rate documented: the protocol's default"),
+    "colorlight_5a75b_r7_0": _NONE,  # the "UART" is the J19 LED and button pins
+}
+
+#: LED roles of boards whose LEDs are not used in :data:`LED_ROLES` order (by module).
+_LED_ROLES = {
+    # ULX3S: the prediction on the first four LEDs, busy on D4, error on D6, heartbeat on D7 (as the
+    # project's hand-written ULX3S table had them).
+    "ulx3s": ("prediction0", "prediction1", "prediction2", "prediction3", "busy", "low", "error", "heartbeat"),
+}
+#: Pins a board top holds high, by module: (resource, number, subsignal). The ULX3S's ESP32 would
+#: otherwise reset or reconfigure the FPGA through GPIO0.
+_HOLD_HIGH = {"ulx3s": (("esp32", 0, "gpio0"),)}
+#: Extra resources amaranth-boards keeps apart (by module): the iCEBreaker's snap-off LEDs.
+_EXTRA_RESOURCES = {"icebreaker": "break_off_pmod"}
+
+#: Boards that qualify but cannot build, by module, with the reason (docs/boards.md).
+EXCLUDED = {
+    "supercon19badge": "amaranth-boards 0.0.21's toolchain_prepare passes its keyword arguments twice, so "
+                       "no build option (seed, report) can be given",
+}
+
+_UP5K = ("iCE40UP5K",)
+_ECP5 = ("LFE5U-", "LFE5UM-", "LFE5UM5G-")
 
 
 @dataclass(frozen=True)
 class Board:
-    """A board: its name (:attr:`hdl.targets.Target.board`) and the pins a board top uses.
+    """One amaranth-boards board the project builds for.
 
-    ``pins`` must hold exactly one "clock", "uart_rx" and "uart_tx" pin. The FPGA, its package
-    and the oscillator frequency are the target's (:mod:`hdl.targets`), not the board's: a board
-    can carry more than one device (the ULX3S: ``ecp5-25k`` and ``ecp5-85k``).
+    ``name``: the ``--board`` name (module name with dashes, plus the device size where a module
+    has several, e.g. ``ulx3s-85f``); ``module`` / ``platform_class``: where amaranth-boards
+    defines it; ``family``, ``device``, ``package``, ``speed``: the FPGA as amaranth names it;
+    ``clock_hz``: the platform's default clock (the design's clock); ``bridge``: its
+    :class:`Bridge`; ``led_roles``: what ``led 0, 1, ...`` show; ``hold_high``: pins held high;
+    ``uart_extra``: the uart's lines besides rx and tx (left unconnected).
     """
 
     name: str
-    pins: tuple[Pin, ...]
+    module: str
+    platform_class: str
+    family: str
+    device: str
+    package: str
+    speed: str
+    clock_hz: float
+    bridge: Bridge
+    led_roles: tuple[str, ...]
+    hold_high: tuple = ()
+    uart_extra: tuple[str, ...] = ()
 
-    def __post_init__(self):
-        for role in ("clock", "uart_rx", "uart_tx"):
-            if sum(pin.role == role for pin in self.pins) != 1:
-                raise ValueError(f"board {self.name}: needs exactly one {role!r} pin")
-        names = [pin.name for pin in self.pins]
-        if len(set(names)) != len(names):
-            raise ValueError(f"board {self.name}: pin names repeat: {names}")
+    @property
+    def clock_mhz(self) -> float:
+        return self.clock_hz / 1e6
 
-    def pin(self, role: str) -> Pin:
-        """The (first) pin with ``role``."""
-        return next(pin for pin in self.pins if pin.role == role)
+    @property
+    def part(self) -> str:
+        if self.family == "ice40":
+            return f"{self.device}-{self.package}"
+        return f"{self.device}-{self.speed}{self.package}C"
 
+    def platform(self):
+        """A fresh platform instance (a platform can prepare one design only)."""
+        module = importlib.import_module(f"amaranth_boards.{self.module}")
+        platform = getattr(module, self.platform_class)()
+        extra = _EXTRA_RESOURCES.get(self.module)
+        if extra:
+            platform.add_resources(getattr(platform, extra))
+        return platform
 
-#: iCEBreaker v1.0 (iCE40UP5K-SG48, 12 MHz oscillator, FTDI FT2232H channel B as UART). Pins as
-#: in amaranth-boards' icebreaker.py and the board's icebreaker.pcf: the two on-board LEDs
-#: (active low) and the five LEDs of the snap-off section (PMOD2; LED1 is the red one in the middle).
-ICEBREAKER = Board(
-    name="icebreaker",
-    pins=(
-        Pin("clk12", "35", "clock"),
-        Pin("uart_rx", "6", "uart_rx", pullup=True),
-        Pin("uart_tx", "9", "uart_tx"),
-        Pin("led_g", "37", "heartbeat", active_low=True),
-        Pin("led_r", "11", "error", active_low=True),
-        Pin("led1", "26", "busy"),
-        Pin("led2", "27", "prediction0"),
-        Pin("led3", "25", "prediction1"),
-        Pin("led4", "23", "prediction2"),
-        Pin("led5", "21", "prediction3"),
-    ),
-)
+    @functools.cached_property
+    def target(self) -> targets.Target:
+        """The board's FPGA as a build target (:func:`hdl.targets.device_target`), named as the board."""
+        from amaranth.vendor import LatticeECP5Platform
 
-#: ULX3S (ECP5 LFE5U-12F/25F/45F/85F in CABGA381, 25 MHz oscillator, FTDI FT231X as UART). Pins as
-#: in amaranth-boards' ulx3s.py and the board's ulx3s_v20.lpf: FTDI TXD (M1) is the FPGA's
-#: receive line, RXD (L4) its transmit line; eight active-high LEDs; ``wifi_gpio0`` is held
-#: high so that the on-board ESP32 does not reset the FPGA.
-ULX3S = Board(
-    name="ulx3s",
-    pins=(
-        Pin("clk25", "G2", "clock"),
-        Pin("uart_rx", "M1", "uart_rx", pullup=True),
-        Pin("uart_tx", "L4", "uart_tx"),
-        Pin("led0", "B2", "prediction0"),
-        Pin("led1", "C2", "prediction1"),
-        Pin("led2", "C1", "prediction2"),
-        Pin("led3", "D2", "prediction3"),
-        Pin("led4", "D1", "busy"),
-        Pin("led5", "E2", "low"),
-        Pin("led6", "E1", "error"),
-        Pin("led7", "H3", "heartbeat"),
-        Pin("wifi_gpio0", "L2", "high"),
-    ),
-)
+        if self.family == "ice40":
+            nextpnr_device = self.device.replace("iCE40", "").lower()
+        else:
+            nextpnr_device = LatticeECP5Platform._nextpnr_device_options[self.device].lstrip("-")
+        return targets.device_target(name=self.name, board=self.name, device=self.device, package=self.package,
+                                     part=self.part, nextpnr_device=nextpnr_device, clock_mhz=self.clock_mhz)
+
+    def default_baud(self) -> int:
+        """The fastest standard rate the bridge carries that the board clock makes within 2 %
+        (:func:`gesture_snn.spec.link.fastest_baud`)."""
+        from gesture_snn.spec.link import fastest_baud
+
+        return fastest_baud(self.clock_hz, bridge_max_baud=self.bridge.max_baud)
 
 
-#: The boards by name (:attr:`hdl.targets.Target.board`).
-BOARDS: dict[str, Board] = {board.name: board for board in (ICEBREAKER, ULX3S)}
+def resource_pins(resource) -> set[str]:
+    """The package pins of an amaranth ``Resource`` (all its subsignals)."""
+    pins = set()
+
+    def walk(ios):
+        for io in ios:
+            if hasattr(io, "ios"):
+                walk(io.ios)
+            elif hasattr(io, "p"):  # DiffPairs
+                pins.update(io.p.names)
+                pins.update(io.n.names)
+            elif hasattr(io, "names"):
+                pins.update(io.names)
+
+    walk(resource.ios)
+    return pins
 
 
-class BoardTop(wiring.Component):
-    """A :class:`SerialNeuronCore` on a build target's board: ports are exactly the board's pins.
+def _board_from_platform(module: str, cls, several: bool) -> Board | None:
+    from amaranth.build import ResourceError
+    from amaranth.vendor import LatticeECP5Platform, LatticeICE40Platform
 
-    The ``sync`` domain is clocked by the oscillator pin (``target.clock_mhz``) and held in reset
-    for ``reset_cycles`` cycles after configuration (a counter whose flip-flops start at zero; the
-    iCE40 block RAMs need a few microseconds after configuration before they read correctly). The
-    UART divisor is computed from the clock and ``baud`` (:func:`hdl.uart.uart_divisor` refuses a
-    baud rate more than 2 % off).
+    if not (issubclass(cls, (LatticeICE40Platform, LatticeECP5Platform)) and cls.__module__.endswith(f".{module}")):
+        return None
+    try:
+        platform = cls()
+        device = platform.device
+        uart = platform.lookup("uart", 0)
+    except (ResourceError, TypeError, AttributeError, NotImplementedError):
+        return None
+    if not device.startswith(_UP5K + _ECP5) or platform.default_clk is None:
+        return None
+    try:
+        clock_hz = float(platform.default_clk_frequency)
+    except (AttributeError, ResourceError, ValueError):
+        return None
+    name = module.replace("_", "-") + (f"-{device.rsplit('-', 1)[-1].lower()}" if several else "")
+    return Board(
+        name=name, module=module, platform_class=cls.__name__, family="ice40" if device.startswith(_UP5K) else "ecp5",
+        device=device, package=platform.package, speed=str(getattr(platform, "speed", "") or ""), clock_hz=clock_hz,
+        bridge=BRIDGES.get(module, _UNKNOWN), led_roles=_LED_ROLES.get(module, LED_ROLES),
+        hold_high=_HOLD_HIGH.get(module, ()),
+        uart_extra=tuple(sub.name for sub in uart.ios if sub.name not in ("rx", "tx")),
+    )
+
+
+@functools.cache
+def boards() -> dict[str, Board]:
+    """Every amaranth-boards board on an iCE40 UP5K or an ECP5 with a ``uart`` resource, by name (sorted)."""
+    import amaranth_boards
+
+    found = {}
+    for info in pkgutil.iter_modules(amaranth_boards.__path__):
+        if info.name.startswith("_") or info.name in ("test", "resources", "extensions") or info.name in EXCLUDED:
+            continue
+        try:
+            module = importlib.import_module(f"amaranth_boards.{info.name}")
+        except Exception:  # noqa: BLE001 - a board module that does not import is no board of ours
+            continue
+        classes = [cls for _, cls in inspect.getmembers(module, inspect.isclass)
+                   if cls.__module__ == module.__name__ and not inspect.isabstract(cls)]
+        candidates = [cls for cls in classes if hasattr(cls, "device") and isinstance(getattr(cls, "device"), str)]
+        for cls in candidates:
+            board = _board_from_platform(info.name, cls, several=len(candidates) > 1)
+            if board is not None:
+                found[board.name] = board
+    return dict(sorted(found.items()))
+
+
+def board(name: str) -> Board:
+    """The :class:`Board` called ``name`` (underscores taken as dashes); ValueError listing the boards otherwise."""
+    known = boards()
+    found = known.get(name.replace("_", "-").lower())
+    if found is None:
+        raise ValueError(f"unknown board {name!r}; expected one of {', '.join(known)} (gesture-snn build --list-boards)")
+    return found
+
+
+def board_for_target(target: targets.Target) -> Board:
+    """The board a bare ``--target`` build uses (:attr:`hdl.targets.Target.board`)."""
+    return board(target.board)
+
+
+class BoardTop(Elaboratable):
+    """A :class:`SerialNeuronCore` on an Amaranth platform: the board's UART, LEDs and clock.
+
+    ``elaborate`` requests ``uart 0`` and the ``led`` resources with ``dir="-"`` and puts
+    ``amaranth.lib.io.Buffer`` components on rx, tx (any other line of the uart, e.g. the ULX3S's RTS and
+    DTR, stays unconnected) and every LED that does not share a pin with the UART, driven by
+    ``led_roles`` (:data:`LED_ROLES`; the port inverts an active-low LED). The ``sync`` domain is left to the
+    platform (``create_missing_domain``): the default clock, with the platform's power-on reset.
+    Top-level port names are the platform's (``uart_0__rx__io``, ``led_0__io``, ...), no
+    tool-generated suffixes.
 
     Parameters (keyword-only)
     -------------------------
-    target : hdl.targets.Target
-        The build target: its board (``BOARDS[target.board]``), clock and default weight loading.
     network : gesture_snn.spec.intnet.IntegerNetwork
-    lanes, readout_lanes
-        Passed to :class:`~hdl.core.NeuronCore`.
-    weight_loading : bool or None
-        Passed to :class:`~hdl.core.NeuronCore`; None (default): ``target.weight_loading`` (True
-        on the UP5K, whose synaptic weights live in SPRAM, False on the ECP5, whose block RAMs the
-        bitstream initialises).
+    clock_hz : float
+        The platform's default clock frequency.
     baud : int
-        UART bits per second, default 115200.
-    reset_cycles : int
-        Power-on reset length in clock cycles, at least 1 (default 4096: 341 us at 12 MHz).
+        UART bits per second (:func:`hdl.uart.uart_divisor` refuses a rate the clock cannot make
+        within 2 %).
+    lanes, readout_lanes, weight_loading
+        Passed to :class:`~hdl.core.NeuronCore`.
+    led_roles : tuple of str
+        What ``led 0, 1, ...`` show.
+    hold_high : tuple of (resource, number, subsignal)
+        Pins driven high (other subsignals of the resource are left unconnected).
 
-    Attributes: ``target``, ``board``, ``system`` (the :class:`SerialNeuronCore`), ``baud``.
-
-    Ports
-    -----
-    One 1-bit port per :class:`Pin` of the board, named as the pin: the clock and ``uart_rx``
-    are inputs, everything else an output.
+    Attributes: ``system`` (the :class:`SerialNeuronCore`), ``baud``, ``clock_hz``, ``leds``
+    (after elaboration: the role of each LED driven).
     """
 
-    def __init__(self, *, target: targets.Target, network, lanes: int = 1, readout_lanes: int | None = None,
-                 weight_loading: bool | None = None, baud: int = DEFAULT_BAUD, reset_cycles: int = 4096):
-        if not isinstance(target, targets.Target):
-            raise TypeError(f"target must be an hdl.targets.Target; got {type(target).__name__}")
-        if target.board not in BOARDS:
-            raise ValueError(f"target {target.name}: no pins for board {target.board!r}; boards: {', '.join(BOARDS)}")
-        if isinstance(reset_cycles, bool) or not isinstance(reset_cycles, int) or reset_cycles < 1:
-            raise ValueError(f"reset_cycles = {reset_cycles!r}; expected a positive integer (clock cycles)")
-        if weight_loading is None:
-            weight_loading = target.weight_loading
-        self.target = target
-        self.board = board = BOARDS[target.board]
+    def __init__(self, *, network, clock_hz: float, baud: int = DEFAULT_BAUD, lanes: int = 1,
+                 readout_lanes: int | None = None, weight_loading: bool = False, led_roles=LED_ROLES,
+                 hold_high=()):
+        for role in led_roles:
+            if role not in LED_ROLES:
+                raise ValueError(f"LED role {role!r}; expected one of {', '.join(LED_ROLES)}")
+        self.clock_hz = float(clock_hz)
         self.baud = baud
-        self.reset_cycles = reset_cycles
-        self.system = SerialNeuronCore(network=network, divisor=uart_divisor(clock_hz=target.clock_hz, baud=baud),
+        self.led_roles = tuple(led_roles)
+        self.hold_high = tuple(hold_high)
+        self.system = SerialNeuronCore(network=network, divisor=uart_divisor(clock_hz=self.clock_hz, baud=baud),
                                        lanes=lanes, readout_lanes=readout_lanes, weight_loading=weight_loading)
-        super().__init__({
-            pin.name: In(1, init=1 if pin.role == "uart_rx" else 0) if pin.role in ("clock", "uart_rx") else Out(1)
-            for pin in board.pins
-        })
+        self.leds: list[str] = []
+
+    @classmethod
+    def for_board(cls, board: Board, *, network, **options) -> "BoardTop":
+        """The top for ``board``: its clock, LED roles and held pins; ``options`` as for the class."""
+        return cls(network=network, clock_hz=board.clock_hz, led_roles=board.led_roles, hold_high=board.hold_high,
+                   **options)
 
     def elaborate(self, platform):
+        from amaranth.build import ResourceError
+
+        if platform is None:
+            raise TypeError("BoardTop needs an Amaranth platform (hdl.boards.board(NAME).platform()); "
+                            "simulate SerialNeuronCore for a platform-independent design")
         m = Module()
-        board = self.board
-        m.domains.sync = ClockDomain("sync")
-        m.d.comb += ClockSignal("sync").eq(getattr(self, board.pin("clock").name))
-
-        # Power-on reset: a counter outside the reset it drives.
-        reset_count = Signal(range(self.reset_cycles + 1), reset_less=True)
-        in_reset = reset_count != self.reset_cycles
-        with m.If(in_reset):
-            m.d.sync += reset_count.eq(reset_count + 1)
-        m.d.comb += ResetSignal("sync").eq(in_reset)
-
         m.submodules.system = system = self.system
-        m.d.comb += [system.rx.eq(getattr(self, board.pin("uart_rx").name)),
-                     getattr(self, board.pin("uart_tx").name).eq(system.tx)]
 
-        heartbeat = Signal(max(1, int(self.target.clock_hz).bit_length() - 1))  # top bit: a period of 2^w / clock, 0.7 s
+        uart_resource = platform.lookup("uart", 0)
+        uart = platform.request("uart", 0, dir="-")  # lines other than rx and tx stay unconnected
+        m.submodules.uart_rx = rx = io.Buffer("i", uart.rx)
+        m.submodules.uart_tx = tx = io.Buffer("o", uart.tx)
+        m.d.comb += [system.rx.eq(rx.i), tx.o.eq(system.tx)]
+        taken = resource_pins(uart_resource)
+
+        heartbeat = Signal(max(1, int(self.clock_hz).bit_length() - 1))  # top bit: a period of 2^w / clock, 0.7 s
         m.d.sync += heartbeat.eq(heartbeat + 1)
         status = system.status
-        levels = {"heartbeat": heartbeat[-1], "error": status.error, "busy": status.busy,
-                  "high": 1, "low": 0, **{f"prediction{k}": status.prediction[k] for k in range(4)}}
-        for pin in board.pins:
-            if pin.role in levels:
-                level = levels[pin.role]
-                m.d.comb += getattr(self, pin.name).eq(~level if pin.active_low else level)
+        levels = {"heartbeat": heartbeat[-1], "error": status.error, "busy": status.busy, "low": 0,
+                  **{f"prediction{k}": status.prediction[k] for k in range(4)}}
+        self.leds = []
+        for number, role in enumerate(self.led_roles):
+            try:
+                resource = platform.lookup("led", number)
+            except ResourceError:
+                break
+            if resource_pins(resource) & taken:
+                continue  # e.g. the Colorlight 5A-75B, whose UART tx is its LED
+            m.submodules[f"led_{number}"] = led = io.Buffer("o", platform.request("led", number, dir="-"))
+            m.d.comb += led.o.eq(levels[role])  # the port inverts an active-low LED
+            self.leds.append(role)
+
+        for name, number, subsignal in self.hold_high:
+            pins = platform.request(name, number, dir="-")
+            m.submodules[f"{name}_{number}_{subsignal}"] = held = io.Buffer("o", getattr(pins, subsignal))
+            m.d.comb += held.o.eq(1)
         return m
-
-
-def top_for_target(target: str, network, **options) -> BoardTop:
-    """The :class:`BoardTop` of a build target ("ice40-up5k": iCEBreaker, "ecp5-25k" / "ecp5-85k": ULX3S).
-
-    ``options`` go to :class:`BoardTop` (``lanes``, ``readout_lanes``, ``weight_loading``, ``baud``,
-    ``reset_cycles``); ValueError for an unknown target.
-    """
-    return BoardTop(target=targets.target(target), network=network, **options)
-
-
-def constraints_for_target(target: str) -> tuple[str, str]:
-    """``(filename, text)`` of the pin constraint file of a target's board, the target's clock included.
-
-    ``<board>.pcf`` for nextpnr-ice40 or ``<board>.lpf`` for nextpnr-ecp5, by the target's family;
-    ValueError for an unknown target.
-    """
-    spec = targets.target(target)
-    board = BOARDS[spec.board]
-    ice40 = spec.family == "ice40"
-    lines = [f"# {board.name}: pins of the gesture-snn board top (hdl/boards.py; docs/boards.md)"]
-    for pin in board.pins:
-        comment = f"  # {pin.role}{', active low' if pin.active_low else ''}"
-        if ice40:
-            pullup = " -pullup yes" if pin.pullup else ""
-            lines.append(f"set_io -nowarn{pullup} {pin.name} {pin.site}{comment}")
-        else:
-            attrs = "IO_TYPE=LVCMOS33" + (" PULLMODE=UP" if pin.pullup else "")
-            if pin.role not in ("clock", "uart_rx", "uart_tx"):
-                attrs += " DRIVE=4"
-            lines.append(f'LOCATE COMP "{pin.name}" SITE "{pin.site}";{comment}')
-            lines.append(f'IOBUF PORT "{pin.name}" {attrs};')
-    clock = board.pin("clock").name
-    if ice40:
-        lines.append(f"set_frequency {clock} {spec.clock_mhz:g}")
-    else:
-        lines.append(f'FREQUENCY PORT "{clock}" {spec.clock_mhz:g} MHZ;')
-    return f"{board.name}.{'pcf' if ice40 else 'lpf'}", "\n".join(lines) + "\n"

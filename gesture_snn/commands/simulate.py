@@ -39,7 +39,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--backend", choices=BACKENDS, default="amaranth",
                         help="simulator: amaranth (Python) or cxxrtl (compiled; needs g++)")
     parser.add_argument("--vcd", metavar="FILE", default=None,
-                        help="write a waveform of the whole simulation (large; amaranth backend only)")
+                        help="write a waveform of the whole simulation (large; with --backend cxxrtl in seconds per sample)")
     parser.add_argument("--whole-recording", action="store_true",
                         help="simulate each whole test recording (every bin from its first event to its last) "
                         "instead of the run's window, with the same per-step comparison; use --backend cxxrtl")

@@ -25,7 +25,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--run", metavar="RUNDIR", required=True, help="run directory with integer/ and config.json")
     parser.add_argument("--sample", type=int, nargs="+", required=True, metavar="K",
                         help="index (or indices) of the test sample(s) to stream")
-    parser.add_argument("--baud", type=int, default=DEFAULT_BAUD, help="baud rate the bitstream was built with")
+    parser.add_argument("--baud", type=int, default=None,
+                        help="baud rate the bitstream was built with (default: the run's build report's, "
+                             f"else {DEFAULT_BAUD})")
     parser.add_argument("--data", metavar="DIR", default=None, help="data root (default: the run config's)")
     parser.add_argument("--timeout", type=float, default=5.0, metavar="SECONDS",
                         help="longest silence from the board while a reply is due")

@@ -28,7 +28,7 @@ module's docstring and in docs/training.md ("The network").
 
 Adding a neuron type: write ``gesture_snn/neurons/<name>.py`` with the parts above (the shared
 pieces are :mod:`~gesture_snn.neurons.surrogate` and :mod:`~gesture_snn.neurons.kernel`), add
-its name to :data:`NAMES`, and test it against autograd through its ``step`` (tests/test_model.py
+its name to :data:`NAMES`, and test it against autograd through its ``step`` (tests/software/test_model.py
 shows how). This package's ``__init__`` does not import torch: the configuration validates
 names with :data:`NAMES` alone, and :func:`get` imports a module when it is asked for.
 """

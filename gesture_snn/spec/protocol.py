@@ -14,6 +14,9 @@ Every frame starts with a code byte that fixes its length. Host to board (comman
     END_OF_STEP    0x03                                    1 byte
     END_OF_SAMPLE  0x04                                    1 byte   closes the step and the sample
     LOAD_WEIGHT    0x05 memory:u8 address:u24 word:W bytes 5 + W    one weight-memory word
+    BITMAP_STEP    0x06 bitmap:ceil(n_in / 8) bytes         1 + ceil(n_in / 8)   the step's active inputs
+                                                                    (input 8j + b is bit b of byte j), closes the step
+    BITMAP_SAMPLE  0x07 bitmap:ceil(n_in / 8) bytes         1 + ceil(n_in / 8)   the same, closes the step and the sample
 
 Board to host (replies)::
 
@@ -24,7 +27,7 @@ Board to host (replies)::
     CLASS          0x83 class:u8                                          2 bytes
 
 Integers are little-endian. The session is lock-step: the host sends one time step (its EVENTs
-and the closing marker) and waits for that step's END_OF_STEP reply (and the CLASS after the
+and the closing marker, or one BITMAP frame, whichever is shorter) and waits for that step's END_OF_STEP reply (and the CLASS after the
 last step) before it sends the next, so the board never has to buffer more than one frame.
 
 The pieces here: encoders (:func:`encode_step`, :func:`encode_weights`, ...) and
@@ -47,15 +50,17 @@ from gesture_snn.spec.memory import weight_memory_words
 
 __all__ = [
     "PROTOCOL_VERSION", "MAGIC", "DEFAULT_BAUD", "Command", "ReplyCode", "LinkErrors",
-    "EVENT_BYTES", "ADDRESS_BYTES", "LOAD_HEADER_BYTES", "REPLY_BYTES", "IDENT_FLAGS_OFFSET", "WEIGHT_LOADING_FLAG",
+    "EVENT_BYTES", "BITMAP_HEADER_BYTES", "ADDRESS_BYTES", "LOAD_HEADER_BYTES", "REPLY_BYTES", "IDENT_FLAGS_OFFSET", "WEIGHT_LOADING_FLAG",
     "MAX_INPUTS", "MAX_NEURONS", "MAX_OUTPUTS", "MAX_WEIGHT_WORDS",
     "ProtocolError", "DeviceInfo", "Spike", "StepEnd", "ClassReply",
     "weight_word_bytes", "network_fingerprint", "check_protocol_limits",
-    "IDENTIFY", "encode_event", "encode_step", "encode_load", "encode_weights", "encode_resync",
+    "IDENTIFY", "encode_event", "encode_bitmap", "decode_bitmap", "encode_step", "encode_load", "encode_weights",
+    "encode_resync",
     "ReplyDecoder",
 ]
 
-PROTOCOL_VERSION = 1
+#: 2: the BITMAP_STEP / BITMAP_SAMPLE commands (version 1 had only EVENT frames).
+PROTOCOL_VERSION = 2
 MAGIC = b"GS"
 #: Baud rate of the board tops unless built otherwise (hdl.boards); the FTDI bridges of both
 #: boards also run 1000000 exactly (divisor 12 at 12 MHz, 25 at 25 MHz).
@@ -71,6 +76,8 @@ class Command(enum.IntEnum):
     END_OF_STEP = 0x03
     END_OF_SAMPLE = 0x04
     LOAD_WEIGHT = 0x05
+    BITMAP_STEP = 0x06
+    BITMAP_SAMPLE = 0x07
 
 
 class ReplyCode(enum.IntEnum):
@@ -89,12 +96,15 @@ class LinkErrors(enum.IntFlag):
     FRAMING = 1
     #: A received byte was lost because the previous one was still waiting (the host ignored lock-step).
     OVERRUN = 2
-    #: An unknown command byte, an EVENT index >= n_in, or a LOAD_WEIGHT the build cannot take.
+    #: An unknown command byte, an EVENT index >= n_in, a BITMAP bit at or above n_in, or a LOAD_WEIGHT
+    #: the build cannot take.
     BAD_COMMAND = 4
 
 
 #: Bytes of an EVENT frame (code, u16 index).
 EVENT_BYTES = 3
+#: Bytes of a BITMAP frame before the bitmap (the code byte); the bitmap is ceil(n_in / 8) bytes.
+BITMAP_HEADER_BYTES = 1
 #: Bytes of a LOAD_WEIGHT address.
 ADDRESS_BYTES = 3
 #: Bytes of a LOAD_WEIGHT frame before the word: code, memory, address.
@@ -320,10 +330,48 @@ def encode_event(index: int) -> bytes:
     return bytes([Command.EVENT]) + int(index).to_bytes(2, "little")
 
 
-def encode_step(active: Iterable[int], *, last: bool) -> bytes:
-    """One time step: an EVENT per active input, then END_OF_STEP, or END_OF_SAMPLE if ``last``."""
+def encode_bitmap(active: Iterable[int], *, n_in: int, last: bool) -> bytes:
+    """A BITMAP_STEP (or, if ``last``, BITMAP_SAMPLE) frame: input ``8 j + b`` active is bit ``b`` of bitmap byte ``j``."""
+    if not 1 <= n_in <= MAX_INPUTS:
+        raise ValueError(f"n_in = {n_in}; expected 1 .. {MAX_INPUTS}")
+    bits = np.zeros(8 * math.ceil(n_in / 8), np.uint8)
+    for i in active:
+        if not 0 <= int(i) < n_in:
+            raise ValueError(f"input index {i} outside [0, {n_in})")
+        bits[int(i)] = 1
+    code = Command.BITMAP_SAMPLE if last else Command.BITMAP_STEP
+    return bytes([code]) + np.packbits(bits, bitorder="little").tobytes()
+
+
+def decode_bitmap(frame: bytes, *, n_in: int) -> tuple[np.ndarray, bool]:
+    """``(active input indices, last)`` of a BITMAP frame; ValueError if it is not one for ``n_in`` inputs
+    or sets a bit at or above ``n_in`` (which the board refuses)."""
+    if len(frame) != BITMAP_HEADER_BYTES + math.ceil(n_in / 8) or frame[0] not in (Command.BITMAP_STEP,
+                                                                                  Command.BITMAP_SAMPLE):
+        raise ValueError(f"not a BITMAP frame for {n_in} inputs: {frame[:8].hex(' ')}...")
+    active = np.flatnonzero(np.unpackbits(np.frombuffer(frame[1:], np.uint8), bitorder="little"))
+    if active.size and active[-1] >= n_in:
+        raise ValueError(f"the bitmap sets input {active[-1]}, at or above n_in = {n_in}")
+    return active, frame[0] == Command.BITMAP_SAMPLE
+
+
+def encode_step(active: Iterable[int], *, last: bool, n_in: int | None = None, encoding: str = "best") -> bytes:
+    """One time step, closed with END_OF_STEP, or END_OF_SAMPLE if ``last``.
+
+    ``encoding``: ``"events"`` (an EVENT per active input, then the marker), ``"bitmap"`` (one
+    BITMAP frame, which needs ``n_in``) or ``"best"`` (the shorter of the two, the event list on a
+    tie; the event list if ``n_in`` is None): docs/boards.md, "Bandwidth".
+    """
+    active = [int(i) for i in active]
+    if encoding not in ("events", "bitmap", "best"):
+        raise ValueError(f"encoding = {encoding!r}; expected 'events', 'bitmap' or 'best'")
+    if encoding == "bitmap" and n_in is None:
+        raise ValueError("the bitmap encoding needs n_in")
+    if encoding == "bitmap" or (encoding == "best" and n_in is not None
+                                and EVENT_BYTES * len(active) + 1 > BITMAP_HEADER_BYTES + math.ceil(n_in / 8)):
+        return encode_bitmap(active, n_in=n_in, last=last)
     marker = Command.END_OF_SAMPLE if last else Command.END_OF_STEP
-    return b"".join(encode_event(int(i)) for i in active) + bytes([marker])
+    return b"".join(encode_event(i) for i in active) + bytes([marker])
 
 
 def encode_load(memory: int, address: int, word: int, *, word_bytes: int) -> bytes:
@@ -349,11 +397,12 @@ def encode_weights(network, info: DeviceInfo) -> Iterator[bytes]:
             yield encode_load(memory, address, word, word_bytes=info.word_bytes)
 
 
-def encode_resync(word_bytes: int) -> bytes:
-    """NOPs as long as the longest command: whatever frame the board was inside, it ends and the next byte starts one.
+def encode_resync(word_bytes: int, n_in: int = MAX_INPUTS) -> bytes:
+    """NOPs as long as the longest command (a LOAD_WEIGHT of ``word_bytes`` or a BITMAP frame for
+    ``n_in`` inputs): whatever frame the board was inside, it ends and the next byte starts one.
 
     A partial frame completed this way runs with zeros in its missing bytes (an EVENT on input
-    0, or a weight word of zeros), which is why a session resynchronises before it loads weights
+    0, a weight word of zeros, or a bitmap that closes the step), which is why a session resynchronises before it loads weights
     and closes the stray sample before it runs one (:meth:`gesture_snn.host_link.BoardLink.reset`).
     """
-    return bytes(LOAD_HEADER_BYTES + word_bytes)
+    return bytes(max(LOAD_HEADER_BYTES + word_bytes, BITMAP_HEADER_BYTES + math.ceil(n_in / 8)))

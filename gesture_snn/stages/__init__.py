@@ -21,6 +21,9 @@ function                           options                         result
 :func:`quantize`                   :class:`QuantizeOptions`        :class:`QuantizeResult`
 :func:`simulate`                   :class:`SimulateOptions`        :class:`SimulateResult`
 :func:`build`                      :class:`BuildOptions`           :class:`BuildResult`
+:func:`list_boards`                :class:`ListBoardsOptions`      :class:`ListBoardsResult`
+:func:`program`                    :class:`ProgramOptions`         :class:`ProgramResult`
+:func:`export`                     :class:`ExportOptions`          :class:`ExportResult`
 :func:`stream`                     :class:`StreamOptions`          :class:`StreamResult`
 =================================  ==============================  ==========================
 
@@ -28,7 +31,17 @@ Stages that print while they run take ``log`` (default ``print``). The heavy lib
 amaranth) are imported when a stage runs, not when this package is imported.
 """
 
-from gesture_snn.stages.bitstream import BuildOptions, BuildResult, build
+from gesture_snn.stages.bitstream import (
+    BuildOptions,
+    BuildResult,
+    ListBoardsOptions,
+    ListBoardsResult,
+    ProgramOptions,
+    ProgramResult,
+    build,
+    list_boards,
+    program,
+)
 from gesture_snn.stages.board import StreamOptions, StreamResult, stream
 from gesture_snn.stages.evaluation import (
     EvaluateOptions,
@@ -49,12 +62,15 @@ from gesture_snn.stages.experiments import (
     experiment,
     rate_sweep,
 )
+from gesture_snn.stages.export import ExportOptions, ExportResult, export
 from gesture_snn.stages.quantization import QuantizeOptions, QuantizeResult, quantize
 from gesture_snn.stages.simulation import SimulateOptions, SimulateResult, simulate
 from gesture_snn.stages.training import TrainOptions, TrainResult, train
 
 __all__ = [
-    "BuildOptions", "BuildResult", "ControlsOptions", "ControlsResult", "EvaluateOptions", "EvaluateResult",
+    "ExportOptions", "ExportResult", "export",
+    "BuildOptions", "BuildResult", "ListBoardsOptions", "ListBoardsResult", "ProgramOptions", "ProgramResult",
+    "list_boards", "program", "ControlsOptions", "ControlsResult", "EvaluateOptions", "EvaluateResult",
     "ExperimentOptions", "ExperimentResult", "QuantizeOptions", "QuantizeResult", "RateSweepOptions",
     "RateSweepResult", "SimulateOptions", "SimulateResult", "StreamOptions", "StreamResult", "TrainOptions",
     "TrainResult", "WholeRecordingsOptions", "WholeRecordingsResult", "build", "controls", "evaluate",

@@ -117,7 +117,7 @@ class Hardware:
 
 def resolve_hardware(network, target: str | None = None, *, lanes: int | None = None,
                      readout_lanes: int | None = None, max_lanes: int | None = None) -> Hardware:
-    """The lanes for ``target`` (a name of :data:`hdl.targets.TARGETS`, or None: no board, up to
+    """The lanes for ``target`` (a name of :data:`hdl.targets.TARGETS` or an :class:`hdl.targets.Target`, or None: no board, up to
     ``max_lanes``, default :data:`gesture_snn.spec.memory.DEFAULT_MAX_LANES`): ``lanes`` / ``readout_lanes`` as given or the target's defaults, checked
     against ``network`` (a divisor of n_rec, 1 .. n_out readout lanes). UserError naming
     ``--target`` / ``--lanes`` / ``--readout-lanes`` otherwise."""
@@ -127,7 +127,9 @@ def resolve_hardware(network, target: str | None = None, *, lanes: int | None = 
     from gesture_snn.spec.memory import DEFAULT_MAX_LANES, default_lanes, default_readout_lanes
 
     board = None
-    if target is not None:
+    if target is not None and not isinstance(target, str):  # an hdl.targets.Target (a --board's FPGA)
+        board = target
+    elif target is not None:
         try:
             board = target_named(target)
         except ValueError as exc:

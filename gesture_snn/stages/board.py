@@ -9,7 +9,7 @@ from gesture_snn.spec.errors import UserError
 from gesture_snn.spec.protocol import DEFAULT_BAUD
 from gesture_snn.stages._common import StageResult, Log, as_paths, as_tuple, check_number, frame_cache
 
-__all__ = ["StreamOptions", "StreamResult", "stream"]
+__all__ = ["StreamOptions", "StreamResult", "stream", "build_baud"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -17,7 +17,8 @@ class StreamOptions:
     """What :func:`stream` does.
 
     port: the board's serial port. run: a run directory with ``integer/`` and ``config.json``.
-    samples: indices of the test samples to stream. baud: the bitstream's baud rate. data: the
+    samples: indices of the test samples to stream. baud: the bitstream's baud rate (None: the
+    ``baud`` of the run's build report entries, :func:`build_baud`; 115200 without one). data: the
     data root (None: the run's). timeout: longest silence (s) while a reply is due. load: send
     the weights if the bitstream loads them at run time. quiet: one line per sample instead of
     every step's spikes.
@@ -26,7 +27,7 @@ class StreamOptions:
     port: str
     run: Path
     samples: tuple[int, ...]
-    baud: int = DEFAULT_BAUD
+    baud: int | None = None
     data: Path | None = None
     timeout: float = 5.0
     load: bool = True
@@ -37,7 +38,7 @@ class StreamOptions:
         as_paths(self, "run", "data", "cache_dir")
         as_tuple(self, "samples")
         check_number("timeout", self.timeout, positive=True)
-        if self.baud < 1:
+        if self.baud is not None and self.baud < 1:
             raise UserError(f"--baud must be a positive number of bits per second, got {self.baud}")
         if not self.samples:
             raise UserError("--sample: give at least one test sample")
@@ -50,6 +51,24 @@ class StreamResult(StageResult):
     @property
     def ok(self) -> bool:
         return self.section["mismatches"] == 0
+
+
+def build_baud(report: dict) -> tuple[int, str]:
+    """``(baud, where)``: the baud rate of the run's bitstream, from the report's ``build`` entries.
+
+    One rate among the entries that state one: that rate; none: :data:`DEFAULT_BAUD` (the rate
+    of builds before the baud rate was a build option); several: UserError (choose with --baud).
+    """
+    entries = {key: entry.get("baud") for key, entry in (report.get("build") or {}).items()
+               if isinstance(entry, dict) and entry.get("baud")}
+    rates = sorted(set(entries.values()))
+    if not rates:
+        return DEFAULT_BAUD, "the default"
+    if len(rates) > 1:
+        listing = ", ".join(f"{key}: {baud}" for key, baud in sorted(entries.items()))
+        raise UserError(f"the run's builds use different baud rates ({listing}); give the board's with --baud")
+    keys = sorted(key for key, baud in entries.items() if baud == rates[0])
+    return int(rates[0]), f"build {', '.join(keys)}"
 
 
 def stream(options: StreamOptions, *, log: Log = print) -> StreamResult:
@@ -67,10 +86,11 @@ def _stream(options: StreamOptions, log: Log) -> StreamResult:
 
     from gesture_snn.golden import run_golden
     from gesture_snn.host_link import BoardLink, open_serial
-    from gesture_snn.rundir import IntegerRun, Section, update_report
+    from gesture_snn.rundir import IntegerRun, Section, read_report, update_report
 
     run = IntegerRun.load(options.run)
     run_dir, network = run.run_dir, run.network
+    baud, baud_from = (options.baud, "--baud") if options.baud is not None else build_baud(read_report(run_dir))
     inputs, labels = run.test_inputs(data=options.data)
     bad = [k for k in options.samples if not 0 <= k < len(labels)]
     if bad:
@@ -79,14 +99,14 @@ def _stream(options: StreamOptions, log: Log) -> StreamResult:
     x = inputs[list(options.samples)]
     golden = run_golden(network, x)
 
-    port = open_serial(options.port, baud=options.baud)
+    port = open_serial(options.port, baud=baud)
     try:
         link = BoardLink(port, timeout_s=options.timeout)
-        info = link.reset()
+        info = link.reset(n_in=network.n_in)
         info.check_network(network)
         log(f"board: {info.n_in} -> {info.n_rec} -> {info.n_out}, {info.lanes} lanes, {info.readout_lanes} readout "
             f"lanes, weights {'loaded at run time' if info.weight_loading else 'in the bitstream'}, "
-            f"fingerprint {info.fingerprint:08x}")
+            f"fingerprint {info.fingerprint:08x}; {baud} baud ({baud_from})")
         load_seconds = None
         if info.weight_loading and options.load:
             started = time.perf_counter()
@@ -123,7 +143,7 @@ def _stream(options: StreamOptions, log: Log) -> StreamResult:
     mismatches = sum(s["steps_mismatched"] > 0 or s["prediction"] != s["golden_prediction"] for s in samples)
     section = {
         "port": options.port,
-        "baud": options.baud,
+        "baud": baud,
         "weight_loading": info.weight_loading,
         "weights_sent": load_seconds is not None,
         "weight_load_seconds": None if load_seconds is None else round(load_seconds, 3),

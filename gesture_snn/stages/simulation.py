@@ -21,8 +21,9 @@ class SimulateOptions:
     (None: all). data: the data root (None: the run's). lanes / readout_lanes: None for the
     defaults of ``target`` (or, without a target, the largest divisor of n_rec up to 8 and
     min(lanes, n_out)). target: simulate the lanes ``build`` uses for this target. backend:
-    ``amaranth`` (Python) or ``cxxrtl`` (compiled, needs g++). vcd: a waveform file (amaranth
-    only). whole_recording: each whole test recording instead of the run's window.
+    ``amaranth`` (Python) or ``cxxrtl`` (compiled, needs g++). vcd: a waveform file (either
+    backend; cxxrtl builds its model with full debug information and CXXRTL's VCD writer).
+    whole_recording: each whole test recording instead of the run's window.
     """
 
     run: Path
@@ -42,8 +43,6 @@ class SimulateOptions:
         check_choice("backend", self.backend, BACKENDS)
         if self.samples is not None and (isinstance(self.samples, bool) or self.samples < 1):
             raise UserError(f"--samples: expected a positive number of samples or all (None), got {self.samples!r}")
-        if self.vcd is not None and self.backend != "amaranth":
-            raise UserError("--vcd needs --backend amaranth (the compiled simulation writes no waveform)")
         check_target(self.target)  # the flags first, before the run is read
 
 
@@ -121,7 +120,8 @@ def _simulate(options: SimulateOptions, log: Log) -> SimulateResult:
 
         if options.progress:
             log(f"building the compiled simulation (Yosys write_cxxrtl, g++; cached in {cxxrtl_dir(run_dir)})")
-        simulator = CxxrtlSimulator(network, lanes=lanes, readout_lanes=readout_lanes, cache_dir=cxxrtl_dir(run_dir))
+        simulator = CxxrtlSimulator(network, lanes=lanes, readout_lanes=readout_lanes, cache_dir=cxxrtl_dir(run_dir),
+                                    waveforms=options.vcd is not None)
         build = {"build_seconds": round(simulator.build_seconds, 3), "build_cached": simulator.cached}
 
     bar = tqdm(total=count, unit="sample", desc="simulate", disable=not options.progress)
@@ -135,7 +135,8 @@ def _simulate(options: SimulateOptions, log: Log) -> SimulateResult:
     for x in samples:  # one batch of windows, or one whole recording at a time (their lengths differ)
         reference = golden.run_golden(network, x)
         if options.backend == "cxxrtl":
-            result = simulator.check_against_golden(x, reference, on_sample=lambda index: bar.update(1))
+            result = simulator.check_against_golden(x, reference, on_sample=lambda index: bar.update(1),
+                                                    vcd_path=options.vcd)
         else:
             result = check_against_golden(network, x, reference, lanes=lanes, readout_lanes=readout_lanes,
                                           vcd_path=options.vcd, on_sample=on_sample)
@@ -164,6 +165,7 @@ def _simulate(options: SimulateOptions, log: Log) -> SimulateResult:
         "seconds": round(seconds, 3),
         "simulated_cycles_per_second": round(float(cycles.sum()) / seconds, 1),
         **build,
+        **({} if options.vcd is None else {"vcd": str(options.vcd), "vcd_bytes": options.vcd.stat().st_size}),
         "predictions": [trace.prediction for trace in traces],
         "labels": [int(label) for label in labels[:len(traces)]],
     }

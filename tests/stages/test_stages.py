@@ -55,8 +55,8 @@ def test_the_readme_example_up_to_the_build(tmp_path, monkeypatch):
     (lambda: stages.QuantizeOptions(run="r", batch_size=0), "--batch-size must be at least 1"),
     (lambda: stages.QuantizeOptions(run="r", weight_bits=9), "--weight-bits 9"),
     (lambda: stages.QuantizeOptions(run="r", membrane_headroom=float("nan")), "--membrane-headroom"),
-    (lambda: stages.SimulateOptions(run="r", backend="cxxrtl", vcd="x.vcd"), "--vcd needs --backend amaranth"),
     (lambda: stages.SimulateOptions(run="r", target="ice41"), "--target: unknown target 'ice41'"),
+    (lambda: stages.ExportOptions(run="r", out="o", name="a b"), "--name must be a plain Verilog identifier"),
     (lambda: stages.SimulateOptions(run="r", samples=0), "--samples"),
     (lambda: stages.BuildOptions(run="r", target="ice40-up5k", seed=-1), "--seed must be a non-negative"),
     (lambda: stages.BuildOptions(run="r", target="ice41"), "unknown target"),
@@ -95,6 +95,7 @@ def mismatched_run(tmp_path):
 @pytest.mark.parametrize("call", [
     lambda run: stages.build(stages.BuildOptions(run=run, target="ice40-up5k")),
     lambda run: stages.simulate(stages.SimulateOptions(run=run, progress=False)),
+    lambda run: stages.export(stages.ExportOptions(run=run, out=run / "ip")),
     lambda run: stages.stream(stages.StreamOptions(port="/dev/null", run=run, samples=(0,))),
     lambda run: IntegerRun.load(run),
 ])
