@@ -20,8 +20,6 @@ COMMANDS = ("synthetic", "fetch", "train", "evaluate", "controls", "experiment",
 DEPRECATED_COMMANDS = {"synth": "synthetic"}
 
 
-
-
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     """Shows ``(default: X)`` only where X says something: not for flags, not for None."""
 
