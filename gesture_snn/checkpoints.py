@@ -98,8 +98,8 @@ def load_checkpoint(path: str | os.PathLike, *, map_location="cpu") -> dict:
     path = Path(path)
     if not path.exists():
         raise UserError(f"checkpoint {path} does not exist; train first (gesture-snn train --run ...)")
-    damaged = (f"; it cannot be used: restore it, or delete the run's checkpoints and train again "
-               f"(a damaged last.pt cannot be resumed)")
+    damaged = ("; it cannot be used: restore it, or delete the run's checkpoints and train again "
+               "(a damaged last.pt cannot be resumed)")
     try:
         checkpoint = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # torch raises many kinds for a damaged file

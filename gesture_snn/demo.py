@@ -144,9 +144,13 @@ def _train_command(cfg: DemoConfig) -> str:
     return line + (" --resume" if checkpoint_path(cfg.run, "last").exists() else "")
 
 
+def _sim_samples(cfg: DemoConfig) -> int | None:
+    """The test samples to simulate (None: all)."""
+    return None if cfg.sim_samples == "all" else cfg.sim_samples
+
+
 def _simulate_options(cfg: DemoConfig):
-    return stages.SimulateOptions(run=cfg.run, samples=None if cfg.sim_samples == "all" else cfg.sim_samples,
-                                  backend=cfg.sim_backend, target=cfg.target)
+    return stages.SimulateOptions(run=cfg.run, samples=_sim_samples(cfg), backend=cfg.sim_backend, target=cfg.target)
 
 
 def _simulate_command(cfg: DemoConfig) -> str:
@@ -173,8 +177,7 @@ STAGES: tuple[Stage, ...] = (
           lambda c: streamed(c.run)),
     Stage("simulate", "gateware simulation", _simulate_command,
           lambda c, log: _logged(stages.simulate(_simulate_options(c), log=log), log),
-          lambda c: simulated(c.run, backend=c.sim_backend,
-                              samples=None if c.sim_samples == "all" else c.sim_samples)),
+          lambda c: simulated(c.run, backend=c.sim_backend, samples=_sim_samples(c))),
     Stage("build", "bitstream", lambda c: f"build --run {c.run} --target {c.target}",
           lambda c, log: _logged(stages.build(stages.BuildOptions(run=c.run, target=c.target), log=log), log),
           lambda c: built(c.run, c.target)),

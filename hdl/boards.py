@@ -271,14 +271,14 @@ def resource_pins(resource) -> set[str]:
     pins = set()
 
     def walk(ios):
-        for io in ios:
-            if hasattr(io, "ios"):
-                walk(io.ios)
-            elif hasattr(io, "p"):  # DiffPairs
-                pins.update(io.p.names)
-                pins.update(io.n.names)
-            elif hasattr(io, "names"):
-                pins.update(io.names)
+        for item in ios:
+            if hasattr(item, "ios"):
+                walk(item.ios)
+            elif hasattr(item, "p"):  # DiffPairs
+                pins.update(item.p.names)
+                pins.update(item.n.names)
+            elif hasattr(item, "names"):
+                pins.update(item.names)
 
     walk(resource.ios)
     return pins

@@ -408,9 +408,11 @@ def _synth_options(target: Target) -> str:
 
 
 def yosys_synthesis_script(rtlil: str, target: Target, *, rtlil_file: str, netlist_file: str, stat_file: str) -> str:
-    """The Yosys script a build runs (Amaranth's template with :func:`platform_overrides` filled in),
-    without the Verilog export: read the RTLIL, drop runtime-loaded contents, synthesise, write
-    netlist and stat."""
+    """A stand-alone Yosys script with the synthesis steps of a build's plan (the same commands
+    :func:`platform_overrides` puts into Amaranth's template, without the Verilog export) for a
+    design without a board: read the RTLIL, drop runtime-loaded contents, synthesise, write
+    netlist and stat. The build itself runs Amaranth's script; the tests synthesise single
+    components with this one."""
     synth = f"synth_{target.family} {_synth_options(target)} -top {TOP_NAME}".replace("  ", " ")
     return "\n".join([f"read_rtlil {rtlil_file}", *_script_after_read(_strip_runtime_init(rtlil)), synth,
                       f"tee -q -o {stat_file} stat -json", f"write_json {netlist_file}", ""])

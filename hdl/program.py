@@ -20,10 +20,9 @@ from pathlib import Path
 from unittest import mock
 
 from gesture_snn.spec.errors import UserError
+from hdl.build import TOP_NAME
 
 __all__ = ["ProgramError", "PACKAGES", "programmer_command", "program"]
-
-TOP_NAME = "top"
 
 #: Programmer -> how to install it (Debian / Ubuntu package names).
 PACKAGES = {

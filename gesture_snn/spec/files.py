@@ -10,6 +10,7 @@ temporary file is removed and the old file stays.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -22,7 +23,7 @@ from typing import Any, Callable
 from gesture_snn.spec.errors import UserError
 
 __all__ = ["WriteError", "atomic_write", "atomic_write_bytes", "atomic_write_json", "check_free_space", "free_bytes",
-           "remove_stale_temps", "temp_prefix", "write_error"]
+           "remove_stale_temps", "temp_prefix", "write_error", "write_errors"]
 
 _FULL = (errno.ENOSPC, errno.EDQUOT)
 _READ_ONLY = (errno.EROFS, errno.EACCES, errno.EPERM)
@@ -66,6 +67,20 @@ def write_error(path: str | os.PathLike, exc: OSError, *, needed: int | None = N
         return WriteError(exc.errno, f"cannot write {path}: the place is read-only or not writable ({exc.strerror})"
                           f"{hint}")
     return exc
+
+
+@contextlib.contextmanager
+def write_errors(path: str | os.PathLike, *, needed: int | None = None):
+    """A block that writes under ``path``: an OSError of a full disk or a read-only place becomes
+    the :class:`WriteError` of :func:`write_error` (naming the file, else ``path``); any other
+    OSError passes unchanged."""
+    try:
+        yield
+    except OSError as exc:
+        error = write_error(getattr(exc, "filename", None) or path, exc, needed=needed)
+        if error is exc:
+            raise
+        raise error from None
 
 
 def check_free_space(path: str | os.PathLike, needed: int, *, hint: str = "") -> None:

@@ -2,7 +2,8 @@
 error, the fastest baud rate a board carries, bytes per time step of each input encoding and the
 link's real-time factor. numpy and the standard library only; the gateware's UART
 (:mod:`hdl.uart`) takes its divisor rule from here, the build stage its baud rate and end-to-end
-real-time factor, ``gesture-snn stream`` its encoding choice.
+real-time factor. The byte counts of each encoding, and the per-step choice the host makes, are
+:mod:`gesture_snn.spec.protocol`'s.
 
 - :func:`uart_divisor_error` ``(clock_hz, baud) -> (divisor, actual_baud, error_fraction)``
 - :func:`uart_divisor` the divisor, refusing a baud rate the clock makes more than 2 % off
@@ -21,17 +22,16 @@ included.
 
 from __future__ import annotations
 
-import math
 from typing import Iterable, Sequence
 
 import numpy as np
 
-from gesture_snn.spec.protocol import BITMAP_HEADER_BYTES, EVENT_BYTES, REPLY_BYTES, ReplyCode
+from gesture_snn.spec.protocol import REPLY_BYTES, ReplyCode, bitmap_bytes, event_list_bytes
 
 __all__ = [
     "BAUD_TOLERANCE", "DEFAULT_MAX_ERROR", "RECEIVER_MIN_DIVISOR", "FRAME_BITS", "STANDARD_BAUDS", "ENCODINGS",
     "uart_divisor_error", "uart_divisor", "fastest_baud", "baud_table",
-    "bitmap_bytes", "event_list_bytes", "step_bytes", "choose_encoding", "crossover_events", "reply_bytes",
+    "step_bytes", "crossover_events", "reply_bytes",
     "link_seconds", "link_realtime_factor", "end_to_end_realtime", "link_budget",
 ]
 
@@ -151,16 +151,6 @@ def _check_counts(active_inputs, n_in) -> None:
         raise ValueError(f"active_inputs = {active_inputs!r}; expected an integer in [0, n_in = {n_in}]")
 
 
-def event_list_bytes(active_inputs: int) -> int:
-    """Bytes of a step as EVENT frames: ``EVENT_BYTES`` per active input and the 1-byte marker."""
-    return EVENT_BYTES * int(active_inputs) + 1
-
-
-def bitmap_bytes(n_in: int) -> int:
-    """Bytes of a step as one BITMAP frame (which also closes the step): code byte + ``ceil(n_in / 8)``."""
-    return BITMAP_HEADER_BYTES + math.ceil(n_in / 8)
-
-
 def step_bytes(active_inputs: int, n_in: int, encoding: str = "best") -> int:
     """Command bytes of one time step with ``active_inputs`` of ``n_in`` inputs active.
 
@@ -175,12 +165,6 @@ def step_bytes(active_inputs: int, n_in: int, encoding: str = "best") -> int:
     if encoding == "best":
         return min(event_list_bytes(active_inputs), bitmap_bytes(n_in))
     raise ValueError(f"encoding = {encoding!r}; expected one of {ENCODINGS}")
-
-
-def choose_encoding(active_inputs: int, n_in: int) -> str:
-    """``"events"`` or ``"bitmap"``, whichever is shorter for this step (the event list on a tie)."""
-    _check_counts(active_inputs, n_in)
-    return "events" if event_list_bytes(active_inputs) <= bitmap_bytes(n_in) else "bitmap"
 
 
 def crossover_events(n_in: int) -> int:

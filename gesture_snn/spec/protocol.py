@@ -54,6 +54,7 @@ __all__ = [
     "MAX_INPUTS", "MAX_NEURONS", "MAX_OUTPUTS", "MAX_WEIGHT_WORDS",
     "ProtocolError", "DeviceInfo", "Spike", "StepEnd", "ClassReply",
     "weight_word_bytes", "network_fingerprint", "check_protocol_limits",
+    "event_list_bytes", "bitmap_bytes", "choose_encoding",
     "IDENTIFY", "encode_event", "encode_bitmap", "decode_bitmap", "encode_step", "encode_load", "encode_weights",
     "encode_resync",
     "ReplyDecoder",
@@ -355,6 +356,22 @@ def decode_bitmap(frame: bytes, *, n_in: int) -> tuple[np.ndarray, bool]:
     return active, frame[0] == Command.BITMAP_SAMPLE
 
 
+def event_list_bytes(active_inputs: int) -> int:
+    """Bytes of a step as EVENT frames: ``EVENT_BYTES`` per active input and the 1-byte marker."""
+    return EVENT_BYTES * int(active_inputs) + 1
+
+
+def bitmap_bytes(n_in: int) -> int:
+    """Bytes of a step as one BITMAP frame (which also closes the step): code byte + ``ceil(n_in / 8)``."""
+    return BITMAP_HEADER_BYTES + math.ceil(n_in / 8)
+
+
+def choose_encoding(active_inputs: int, n_in: int) -> str:
+    """``"events"`` or ``"bitmap"``, whichever is shorter for a step with ``active_inputs`` of ``n_in``
+    inputs active (the event list on a tie)."""
+    return "events" if event_list_bytes(active_inputs) <= bitmap_bytes(n_in) else "bitmap"
+
+
 def encode_step(active: Iterable[int], *, last: bool, n_in: int | None = None, encoding: str = "best") -> bytes:
     """One time step, closed with END_OF_STEP, or END_OF_SAMPLE if ``last``.
 
@@ -368,7 +385,7 @@ def encode_step(active: Iterable[int], *, last: bool, n_in: int | None = None, e
     if encoding == "bitmap" and n_in is None:
         raise ValueError("the bitmap encoding needs n_in")
     if encoding == "bitmap" or (encoding == "best" and n_in is not None
-                                and EVENT_BYTES * len(active) + 1 > BITMAP_HEADER_BYTES + math.ceil(n_in / 8)):
+                                and choose_encoding(len(active), n_in) == "bitmap"):
         return encode_bitmap(active, n_in=n_in, last=last)
     marker = Command.END_OF_SAMPLE if last else Command.END_OF_STEP
     return b"".join(encode_event(i) for i in active) + bytes([marker])

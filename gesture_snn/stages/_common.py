@@ -80,16 +80,20 @@ def apply_threads(threads: int | None) -> int:
     return choose_threads(threads, world_size=int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
 
 
-def check_target(target: str | None) -> None:
-    """UserError ``--target: ...`` unless ``target`` (if given) is a name of :data:`hdl.targets.TARGETS`."""
-    if target is None:
-        return
-    from hdl.targets import target as target_named
+def target_named(name: str):
+    """The :class:`hdl.targets.Target` called ``name``; UserError ``--target: ...`` if there is none."""
+    from hdl.targets import target
 
     try:
-        target_named(target)
+        return target(name)
     except ValueError as exc:
         raise UserError(f"--target: {exc}") from None
+
+
+def check_target(target: str | None) -> None:
+    """UserError ``--target: ...`` unless ``target`` (if given) is a name of :data:`hdl.targets.TARGETS`."""
+    if target is not None:
+        target_named(target)
 
 
 @dataclass(frozen=True)
@@ -122,18 +126,11 @@ def resolve_hardware(network, target: str | None = None, *, lanes: int | None = 
     against ``network`` (a divisor of n_rec, 1 .. n_out readout lanes). UserError naming
     ``--target`` / ``--lanes`` / ``--readout-lanes`` otherwise."""
     from hdl.core import CycleModel
-    from hdl.targets import target as target_named
 
     from gesture_snn.spec.memory import DEFAULT_MAX_LANES, default_lanes, default_readout_lanes
 
-    board = None
-    if target is not None and not isinstance(target, str):  # an hdl.targets.Target (a --board's FPGA)
-        board = target
-    elif target is not None:
-        try:
-            board = target_named(target)
-        except ValueError as exc:
-            raise UserError(f"--target: {exc}") from None
+    # None, a name, or an hdl.targets.Target (a --board's FPGA)
+    board = target_named(target) if isinstance(target, str) else target
     if lanes is None:
         lanes = board.default_lanes(network.n_rec) if board else default_lanes(network.n_rec, max_lanes or DEFAULT_MAX_LANES)
     if readout_lanes is None:

@@ -137,7 +137,7 @@ def build(options: BuildOptions, *, log: Log = print) -> BuildResult:
     The run is opened with the same checks as every stage (:meth:`gesture_snn.rundir.IntegerRun.load`:
     a readable report, the frames' inputs = the network's n_in, binary frames, checksums)."""
     from gesture_snn.rundir import IntegerRun, Section, build_dir, read_report, update_report
-    from gesture_snn.spec.files import check_free_space, write_error
+    from gesture_snn.spec.files import check_free_space, write_errors
     from gesture_snn.spec.protocol import DEFAULT_BAUD
     from hdl.build import build as build_bitstream
     from hdl.build import report_section
@@ -157,14 +157,10 @@ def build(options: BuildOptions, *, log: Log = print) -> BuildResult:
         raise UserError(f"--baud: {exc}") from None
     out_dir = build_dir(run_dir, key)
     check_free_space(out_dir, BUILD_SPACE_BYTES, hint="a build writes its netlists, logs and bitstream there")
-    try:
+    # a full disk or a read-only run directory: one message, the outputs are redone next time
+    with write_errors(out_dir, needed=BUILD_SPACE_BYTES):
         result = build_bitstream(network, target, out_dir, lanes=hardware.lanes, readout_lanes=hardware.readout_lanes,
                                  seed=options.seed, board=board, baud=baud, bitstream_name=key, progress=log)
-    except OSError as exc:  # a full disk or a read-only run directory: one message, the outputs are redone next time
-        error = write_error(getattr(exc, "filename", None) or out_dir, exc, needed=BUILD_SPACE_BYTES)
-        if error is exc:
-            raise
-        raise error from None
     report = read_report(run_dir)
     section = report_section(result, network, run_dir=run_dir, bin_ms=frames.bin_ms, steps=frames.n_steps,
                              measured=report.get(Section.SIMULATE))

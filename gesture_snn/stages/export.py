@@ -56,20 +56,15 @@ def export(options: ExportOptions, *, log: Log = print) -> ExportResult:
     memory images, ``memories.json`` and ``README.md``. The run is opened with the checks of every
     stage (:meth:`gesture_snn.rundir.IntegerRun.load`)."""
     from gesture_snn.rundir import IntegerRun
-    from gesture_snn.spec.files import write_error
+    from gesture_snn.spec.files import write_errors
     from hdl.export import export_core, write_export
 
     run = IntegerRun.load(options.run)
     hardware = resolve_hardware(run.network, None, lanes=options.lanes, readout_lanes=options.readout_lanes)
     exported = export_core(run.network, lanes=hardware.lanes, readout_lanes=hardware.readout_lanes,
                            weight_loading=options.weight_loading, name=options.name)
-    try:
+    with write_errors(options.out):  # a full disk or a read-only folder: one message
         files = write_export(exported, options.out, source=str(run.run_dir / "integer"))
-    except OSError as exc:  # a full disk or a read-only folder: one message
-        error = write_error(getattr(exc, "filename", None) or options.out, exc)
-        if error is exc:
-            raise
-        raise error from None
     section = {
         "module": exported.name,
         "lanes": hardware.lanes,

@@ -60,7 +60,7 @@ def test_bytes_per_step_and_the_crossover():
     assert link.step_bytes(0, 512, "bitmap") == 65 and link.step_bytes(36, 512, "bitmap") == 65
     assert link.crossover_events(512) == 22
     assert link.step_bytes(21, 512) == 64 and link.step_bytes(22, 512) == 65
-    assert link.choose_encoding(21, 512) == "events" and link.choose_encoding(22, 512) == "bitmap"
+    assert protocol.choose_encoding(21, 512) == "events" and protocol.choose_encoding(22, 512) == "bitmap"
     assert link.crossover_events(1) == 1  # one input: 2-byte bitmap vs 4-byte event
     with pytest.raises(ValueError):
         link.step_bytes(513, 512)
